@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MigrationDoctorConfig(AppConfig):
+    name = "migration_doctor"
+    verbose_name = "Migration doctor"

@@ -1,0 +1,119 @@
+"""Findings: plain data that classification produces and renderers consume."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Severity(enum.IntEnum):
+    INFO = 10
+    WARNING = 20
+    ERROR = 30
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    check_id: str
+    severity: Severity
+    title: str
+
+
+_KINDS = [
+    Kind("table-exists", "migration_doctor.E001", Severity.ERROR, "Schema present, row missing"),
+    Kind("partially-applied", "migration_doctor.E002", Severity.ERROR, "Migration half applied"),
+    Kind(
+        "inconsistent-history",
+        "migration_doctor.E003",
+        Severity.ERROR,
+        "Recorded before its dependency",
+    ),
+    Kind("missing-schema", "migration_doctor.E004", Severity.ERROR, "Row recorded, schema missing"),
+    Kind("multiple-leaves", "migration_doctor.E005", Severity.ERROR, "Conflicting migrations"),
+    Kind("squash-partial", "migration_doctor.E006", Severity.ERROR, "Squash partly applied"),
+    Kind(
+        "missing-dependency",
+        "migration_doctor.E007",
+        Severity.ERROR,
+        "Dependency on a missing migration",
+    ),
+    Kind(
+        "migration-load-error",
+        "migration_doctor.E008",
+        Severity.ERROR,
+        "Migration module does not load",
+    ),
+    Kind(
+        "circular-dependency", "migration_doctor.E009", Severity.ERROR, "Circular dependency"
+    ),
+    Kind("stale-record", "migration_doctor.W001", Severity.WARNING, "Row for a missing file"),
+    Kind("model-changes", "migration_doctor.W002", Severity.WARNING, "Models ahead of migrations"),
+    Kind("schema-drift", "migration_doctor.W003", Severity.WARNING, "Schema differs from models"),
+    Kind("squash-ready", "migration_doctor.I001", Severity.INFO, "Squash can be finalised"),
+    Kind("unapplied", "migration_doctor.I002", Severity.INFO, "Not applied yet"),
+    Kind("untracked-table", "migration_doctor.I003", Severity.INFO, "Table no model accounts for"),
+    Kind(
+        "migrations-disabled",
+        "migration_doctor.I004",
+        Severity.INFO,
+        "App's migrations are disabled",
+    ),
+]
+
+KINDS: dict[str, Kind] = {k.name: k for k in _KINDS}
+
+
+@dataclass(frozen=True)
+class Fix:
+    summary: str
+    commands: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary, "commands": list(self.commands)}
+
+
+@dataclass
+class Finding:
+    kind: str
+    app: str | None
+    migration: str | None
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    fix: Fix = Fix("")
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown finding kind {self.kind!r}")
+
+    @property
+    def id(self) -> str:
+        return KINDS[self.kind].check_id
+
+    @property
+    def severity(self) -> Severity:
+        return KINDS[self.kind].severity
+
+    @property
+    def target(self) -> str:
+        """`app.migration`, `app` or '' — how people name the subject."""
+        if self.app and self.migration:
+            return f"{self.app}.{self.migration}"
+        return self.app or ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "severity": self.severity.label,
+            "app": self.app,
+            "migration": self.migration,
+            "message": self.message,
+            "evidence": self.evidence,
+            "fix": self.fix.as_dict(),
+        }
