@@ -34,7 +34,9 @@ _KINDS = [
         Severity.ERROR,
         "Recorded before its dependency",
     ),
-    Kind("missing-schema", "migration_doctor.E004", Severity.ERROR, "Row recorded, schema missing"),
+    Kind(
+        "missing-schema", "migration_doctor.E004", Severity.ERROR, "Row recorded, schema missing"
+    ),
     Kind("multiple-leaves", "migration_doctor.E005", Severity.ERROR, "Conflicting migrations"),
     Kind("squash-partial", "migration_doctor.E006", Severity.ERROR, "Squash partly applied"),
     Kind(
@@ -49,9 +51,7 @@ _KINDS = [
         Severity.ERROR,
         "Migration module does not load",
     ),
-    Kind(
-        "circular-dependency", "migration_doctor.E009", Severity.ERROR, "Circular dependency"
-    ),
+    Kind("circular-dependency", "migration_doctor.E009", Severity.ERROR, "Circular dependency"),
     Kind("stale-record", "migration_doctor.W001", Severity.WARNING, "Row for a missing file"),
     Kind("model-changes", "migration_doctor.W002", Severity.WARNING, "Models ahead of migrations"),
     Kind("schema-drift", "migration_doctor.W003", Severity.WARNING, "Schema differs from models"),

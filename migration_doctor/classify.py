@@ -1,0 +1,581 @@
+"""Pure classification: a Snapshot in, findings out. No database access here."""
+
+from __future__ import annotations
+
+import difflib
+from collections import defaultdict
+from collections.abc import Iterable
+
+from .expected import Key, MigrationEffect, Obj, describe
+from .findings import Finding, Fix
+from .snapshot import Snapshot
+from .snapshot.rows import recorder_table
+from .snapshot.schema import LiveSchema
+
+MANAGE = "python manage.py"
+
+
+# -- Django's own words, per backend -------------------------------------------------------
+
+
+def exists_error(vendor: str, obj: Obj) -> str:
+    """The error `migrate` raises when it tries to create what is already there."""
+    if obj[0] == "table":
+        return {
+            "postgresql": f'relation "{obj[1]}" already exists',
+            "mysql": f"(1050, \"Table '{obj[1]}' already exists\")",
+        }.get(vendor, f"table {obj[1]!r} already exists".replace("'", '"'))
+    if obj[0] == "column":
+        return {
+            "postgresql": f'column "{obj[2]}" of relation "{obj[1]}" already exists',
+            "mysql": f"(1060, \"Duplicate column name '{obj[2]}'\")",
+        }.get(vendor, f"duplicate column name: {obj[2]}")
+    return {
+        "postgresql": f'relation "{obj[2]}" already exists',
+        "mysql": f"(1061, \"Duplicate key name '{obj[2]}'\")",
+    }.get(vendor, f"index {obj[2]} already exists")
+
+
+def missing_error(vendor: str, obj: Obj) -> str:
+    """The error a query or a later migration raises when the object is missing."""
+    if obj[0] == "table":
+        return {
+            "postgresql": f'relation "{obj[1]}" does not exist',
+            "mysql": f"(1146, \"Table '<db>.{obj[1]}' doesn't exist\")",
+        }.get(vendor, f"no such table: {obj[1]}")
+    if obj[0] == "column":
+        return {
+            "postgresql": f"column {obj[1]}.{obj[2]} does not exist",
+            "mysql": f"(1054, \"Unknown column '{obj[1]}.{obj[2]}' in 'field list'\")",
+        }.get(vendor, f"no such column: {obj[1]}.{obj[2]}")
+    return f"constraint {obj[2]} does not exist"
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def live_has(schema: LiveSchema, obj: Obj) -> bool:
+    if obj[0] == "table":
+        return schema.has_table(obj[1])
+    if obj[0] == "column":
+        return schema.has_column(obj[1], obj[2])
+    return schema.has_constraint(obj[1], obj[2])
+
+
+def _names(objs: Iterable[Obj]) -> list[str]:
+    return [describe(o) for o in objs]
+
+
+def _collapse(objs: list[Obj], schema_has_table: set[str]) -> list[Obj]:
+    """Columns and constraints of a missing table say nothing more than the table itself."""
+    tables = {o[1] for o in objs if o[0] == "table"}
+    return [o for o in objs if o[0] == "table" or o[1] not in tables]
+
+
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def delete_row_sql(snapshot: Snapshot, app: str, name: str) -> str:
+    qn = snapshot.connection.ops.quote_name
+    return (
+        f"DELETE FROM {qn(recorder_table())} WHERE {qn('app')} = {sql_literal(app)} "
+        f"AND {qn('name')} = {sql_literal(name)};"
+    )
+
+
+def insert_row_sql(snapshot: Snapshot, app: str, name: str) -> str:
+    qn = snapshot.connection.ops.quote_name
+    return (
+        f"INSERT INTO {qn(recorder_table())} ({qn('app')}, {qn('name')}, {qn('applied')}) "
+        f"VALUES ({sql_literal(app)}, {sql_literal(name)}, CURRENT_TIMESTAMP);"
+    )
+
+
+class Classifier:
+    def __init__(self, snapshot: Snapshot):
+        self.s = snapshot
+        self.vendor = snapshot.vendor
+        self.schema = snapshot.schema
+        self.loader = snapshot.graph.loader
+        self.graph = snapshot.graph.graph
+        self.expected = snapshot.expected
+        self.effects = snapshot.expected.effects
+        self.recorded = snapshot.recorded
+        self.applied: set[Key] = set(self.loader.applied_migrations)
+        self.findings: list[Finding] = []
+        # Objects the applied migrations leave behind, in plan order.
+        self.expected_live: set[Obj] = set()
+        self.position = {key: i for i, key in enumerate(self.expected.plan)}
+        # plan positions at which each object is removed again
+        self.removed_at: dict[Obj, list[int]] = defaultdict(list)
+        for i, key in enumerate(self.expected.plan):
+            for obj in self.effects[key].removes:
+                self.removed_at[obj].append(i)
+        for key in self.expected.plan:
+            if key in self.applied:
+                effect = self.effects[key]
+                self.expected_live -= set(effect.removes)
+                self.expected_live |= set(effect.creates)
+
+    # -- state of one migration's effect against the live schema -----------------------
+
+    def progress(self, effect: MigrationEffect) -> tuple[list[Obj], list[Obj], list[Obj]]:
+        """(done, not done, explained by applied migrations) for an unapplied migration.
+
+        An absent object that a later migration removes again proves nothing: the database
+        may simply be past that later migration (contenttypes.0001 creates a column that
+        0002 drops).
+        """
+        done: list[Obj] = []
+        todo: list[Obj] = []
+        explained: list[Obj] = []
+        here = self.position.get(effect.key, -1)
+        for obj in effect.creates:
+            if obj in self.expected_live:
+                explained.append(obj)
+            elif live_has(self.schema, obj):
+                done.append(obj)
+            elif not any(i > here for i in self.removed_at.get(obj, ())):
+                todo.append(obj)
+        for obj in effect.removes:
+            if not self.schema.has_table(obj[1]) and obj[0] != "table":
+                continue  # the table itself is absent: nothing to tell from the column
+            (todo if live_has(self.schema, obj) else done).append(obj)
+        return done, todo, explained
+
+    def run(self) -> list[Finding]:
+        self.loading()
+        self.history()
+        self.migrations()
+        self.leaves()
+        self.squashes()
+        self.stale()
+        self.disabled()
+        self.untracked()
+        return self.findings
+
+    def add(self, *args: object, **kwargs: object) -> None:
+        self.findings.append(Finding(*args, **kwargs))  # type: ignore[arg-type]
+
+    # -- graph problems ----------------------------------------------------------------
+
+    def loading(self) -> None:
+        gs = self.s.graph
+        for err in gs.load_errors:
+            where = f"{err.file}:{err.line}" if err.file and err.line else (err.file or err.module)
+            self.add(
+                "migration-load-error",
+                err.app,
+                err.migration,
+                f"The migration module {err.module} does not load: {err.error}. Every "
+                f"migrate and makemigrations stops here with the same exception.",
+                {"module": err.module, "file": err.file, "line": err.line, "error": err.error},
+                Fix(
+                    f"Correct {where}, then run the doctor again.",
+                    (f"python -m py_compile {err.file}",) if err.file else (),
+                ),
+            )
+        for md in gs.missing_dependencies:
+            app, name = md.missing
+            candidates = sorted(n for a, n in self.loader.disk_migrations if a == app)
+            nearest = difflib.get_close_matches(name, candidates, n=1, cutoff=0.0)
+            evidence: dict[str, object] = {
+                "dependency": f"{app}.{name}",
+                "app_has_migrations": app in self.loader.migrated_apps,
+                "existing": candidates[-5:],
+            }
+            if md.replaced_by:
+                evidence["replaced_by"] = [f"{a}.{n}" for a, n in md.replaced_by]
+            if app not in self.loader.migrated_apps and app not in self.loader.unmigrated_apps:
+                summary = f"App {app!r} is not installed: add it to INSTALLED_APPS or drop the dependency."
+            elif nearest:
+                summary = f"Point the dependency at an existing migration, e.g. ({app!r}, {nearest[0]!r})."
+                evidence["nearest"] = f"{app}.{nearest[0]}"
+            else:
+                summary = f"App {app!r} has no migrations: remove the dependency or create them."
+            self.add(
+                "missing-dependency",
+                md.origin[0],
+                md.origin[1],
+                f"Migration {md.origin[0]}.{md.origin[1]} depends on {app}.{name}, which does "
+                f"not exist. Django says: NodeNotFoundError: Migration {md.origin[0]}.{md.origin[1]} "
+                f"dependencies reference nonexistent parent node ('{app}', '{name}').",
+                evidence,
+                Fix(summary, (f"{self._file(md.origin)}",) if self._file(md.origin) else ()),
+            )
+        for cycle in gs.cycles:
+            chain = " -> ".join(f"{a}.{n}" for a, n in cycle)
+            self.add(
+                "circular-dependency",
+                cycle[0][0],
+                cycle[0][1],
+                f"These migrations depend on each other in a circle: {chain}. Django says: "
+                f"CircularDependencyError: {', '.join(f'{a}.{n}' for a, n in cycle)}.",
+                {"cycle": [f"{a}.{n}" for a, n in cycle], "files": [self._file(k) for k in cycle]},
+                Fix(
+                    "Remove one of the dependencies (often a cross-app FK: move it into a later "
+                    "migration of one app)."
+                ),
+            )
+
+    def _file(self, key: Key) -> str | None:
+        migration = self.loader.disk_migrations.get(key)
+        if migration is None:
+            return None
+        import sys
+
+        module = sys.modules.get(type(migration).__module__)
+        return getattr(module, "__file__", None)
+
+    # -- rows vs graph -----------------------------------------------------------------
+
+    def history(self) -> None:
+        applied_raw = self.recorded
+        for key in sorted(applied_raw):
+            if key not in self.graph.nodes:
+                continue
+            for parent_node in sorted(self.graph.node_map[key].parents, key=lambda n: n.key):
+                parent = parent_node.key
+                if parent in applied_raw or parent in self.applied:
+                    continue
+                if self.loader.all_replaced_applied(parent, applied_raw):
+                    continue
+                self._inconsistent(key, parent)
+
+    def _inconsistent(self, child: Key, parent: Key) -> None:
+        effect = self.effects.get(parent)
+        done, todo, _ = self.progress(effect) if effect else ([], [], [])
+        present = bool(effect and effect.checkable and not todo)
+        evidence = {
+            "recorded": f"{child[0]}.{child[1]}",
+            "not_recorded": f"{parent[0]}.{parent[1]}",
+            "dependency_schema": "present" if present else ("partial" if done else "absent"),
+            "present": _names(done),
+            "missing": _names(todo),
+        }
+        if present:
+            fix = Fix(
+                f"{parent[0]}.{parent[1]}'s schema is present: record it.",
+                (insert_row_sql(self.s, *parent), f"{MANAGE} migrate"),
+            )
+        else:
+            fix = Fix(
+                f"Un-record {child[0]}.{child[1]}, apply {parent[0]}.{parent[1]} for real, "
+                f"then re-record {child[0]}.{child[1]} (never truncate django_migrations).",
+                (
+                    delete_row_sql(self.s, *child),
+                    f"{MANAGE} migrate {parent[0]} {parent[1]}",
+                    f"{MANAGE} migrate {child[0]} {child[1]} --fake",
+                ),
+            )
+        self.add(
+            "inconsistent-history",
+            child[0],
+            child[1],
+            f"{child[0]}.{child[1]} is recorded as applied but its dependency "
+            f"{parent[0]}.{parent[1]} is not. Django says: InconsistentMigrationHistory: "
+            f"Migration {child[0]}.{child[1]} is applied before its dependency "
+            f"{parent[0]}.{parent[1]} on database '{self.s.alias}'.",
+            evidence,
+            fix,
+        )
+
+    # -- rows vs schema, per migration -----------------------------------------------------
+
+    def migrations(self) -> None:
+        for key in self.expected.plan:
+            effect = self.effects[key]
+            if key in self.s.graph.forced_squashes:
+                continue  # squash-partial handles it
+            if key in self.applied:
+                self._applied(key, effect)
+            else:
+                self._unapplied(key, effect)
+
+    def _applied(self, key: Key, effect: MigrationEffect) -> None:
+        missing = [
+            o for o in effect.creates if o in self.expected_live and not live_has(self.schema, o)
+        ]
+        if not missing:
+            return
+        present = [o for o in effect.creates if o in self.expected_live and o not in missing]
+        shown = _collapse(missing, set())
+        app, name = key
+        if not present:
+            fix = Fix(
+                f"Nothing of {app}.{name} is in the database: un-record it and apply it again.",
+                (
+                    delete_row_sql(self.s, app, name),
+                    f"{MANAGE} migrate {app} {name}",
+                ),
+            )
+        else:
+            fix = Fix(
+                f"Re-create only the missing part ({', '.join(_names(shown))}): the SQL is in "
+                f"`sqlmigrate {app} {name}`; `migration_doctor --fix` does it for you.",
+                (f"{MANAGE} sqlmigrate {app} {name}", f"{MANAGE} migration_doctor --fix {app}"),
+            )
+        self.add(
+            "missing-schema",
+            app,
+            name,
+            f"{app}.{name} is recorded as applied, but {', '.join(_names(shown))} "
+            f"{'is' if len(shown) == 1 else 'are'} missing. Queries and later migrations fail "
+            f"with: {missing_error(self.vendor, shown[0])}.",
+            {"missing": _names(missing), "present": _names(present)},
+            fix,
+        )
+
+    def _unapplied(self, key: Key, effect: MigrationEffect) -> None:
+        app, name = key
+        done, todo, explained = self.progress(effect)
+        evidence: dict[str, object] = {"present": _names(done), "missing": _names(todo)}
+        if explained:
+            evidence["created_by_applied_migrations"] = _names(explained)
+        if effect.opaque:
+            evidence["unverifiable_operations"] = list(effect.opaque)
+        if not done:
+            self.add(
+                "unapplied",
+                app,
+                name,
+                f"{app}.{name} is not applied yet"
+                + (" and none of its schema is present." if todo else ".")
+                + (
+                    f" Its {', '.join(effect.opaque)} cannot be checked."
+                    if effect.opaque and not todo
+                    else ""
+                ),
+                evidence,
+                Fix("Apply it.", (f"{MANAGE} migrate {app} {name}",)),
+            )
+            return
+        created = [o for o in done if o in effect.creates]
+        first = created[0] if created else done[0]
+        # Operations run in order: an opaque one after the last present change may or may
+        # not have run (MySQL keeps the DDL before a failing RunSQL/RunPython).
+        done_set = set(done)
+        last_done = max(
+            (op.index for op in effect.operations if done_set & {*op.creates, *op.removes}),
+            default=-1,
+        )
+        unknown = [
+            op.description for op in effect.operations if op.opaque and op.index > last_done
+        ]
+        if unknown and not todo:
+            evidence["not_known_to_have_run"] = unknown
+        if not todo and not unknown:
+            flag = "--fake-initial" if effect.initial else "--fake"
+            note = (
+                f" Faking skips {', '.join(effect.opaque)}: run that code by hand if its data "
+                "matters."
+                if effect.opaque
+                else ""
+            )
+            self.add(
+                "table-exists",
+                app,
+                name,
+                f"{app}.{name} is not recorded, but everything it creates is already in the "
+                f"database ({', '.join(_names(_collapse(done, set()))[:4])}"
+                f"{'…' if len(_collapse(done, set())) > 4 else ''}). `migrate` fails with: "
+                f"{exists_error(self.vendor, first)}.",
+                evidence,
+                Fix(
+                    f"Record it without running it.{note}",
+                    (f"{MANAGE} migrate {app} {name} {flag}",),
+                ),
+            )
+            return
+        sqlite_note = (
+            " On SQLite `migrate` may instead rebuild the table without error and silently "
+            "discard the values already stored in the present column(s)."
+            if self.vendor == "sqlite"
+            else ""
+        )
+        missing_part = ", ".join(_names(todo)) or (
+            f"{', '.join(unknown)}, which may or may not have run"
+        )
+        self.add(
+            "partially-applied",
+            app,
+            name,
+            f"{app}.{name} is not recorded, but part of it is in the database "
+            f"({', '.join(_names(done))}) and part is not ({missing_part}). "
+            f"Databases without transactional DDL (MySQL, MariaDB) keep the first operations "
+            f"of a migration that failed halfway. `migrate` fails with: "
+            f"{exists_error(self.vendor, first)}.{sqlite_note}",
+            evidence,
+            Fix(
+                "Complete the missing operations and record the migration (or roll back the "
+                "present part if it holds no data).",
+                (f"{MANAGE} sqlmigrate {app} {name}", f"{MANAGE} migration_doctor --fix {app}"),
+            ),
+        )
+
+    # -- graph shape -------------------------------------------------------------------
+
+    def leaves(self) -> None:
+        for app, names in sorted(self.loader.detect_conflicts().items()):
+            self.add(
+                "multiple-leaves",
+                app,
+                None,
+                f"App {app!r} has {len(names)} leaf migrations ({', '.join(names)}). Django says: "
+                f"Conflicting migrations detected; multiple leaf nodes in the migration graph: "
+                f"({', '.join(names)} in {app}).",
+                {"leaves": names},
+                Fix("Write a merge migration.", (f"{MANAGE} makemigrations --merge {app}",)),
+            )
+
+    def squashes(self) -> None:
+        for key, migration in sorted(self.loader.replacements.items()):
+            if key not in self.graph.nodes:
+                continue
+            targets = self.loader.resolved_replaces(key)
+            recorded = [t for t in targets if t in self.recorded]
+            gone = [t for t in targets if t not in self.loader.disk_migrations]
+            app, name = key
+            if key in self.s.graph.forced_squashes:
+                effect = self.effects[key]
+                done, todo, _ = self.progress(effect)
+                self.add(
+                    "squash-partial",
+                    app,
+                    name,
+                    f"{app}.{name} replaces {len(targets)} migrations; {len(recorded)} of them "
+                    f"are recorded and the files of {len(gone)} were deleted, so Django can use "
+                    f"neither the squash nor the originals. Django says: NodeNotFoundError "
+                    f"(\"Django tried to replace migration ... but wasn't able to because some "
+                    f'of the replaced migrations are already applied") or '
+                    f'"lazy reference ... isn\'t installed".',
+                    {
+                        "recorded": [f"{a}.{n}" for a, n in recorded],
+                        "not_recorded": [f"{a}.{n}" for a, n in targets if (a, n) not in recorded],
+                        "deleted_files": [f"{a}.{n}" for a, n in gone],
+                        "present": _names(done),
+                        "missing": _names(todo),
+                    },
+                    Fix(
+                        "Apply the remaining part of the squash and record it, or restore the "
+                        "deleted files from version control, migrate, then delete them again.",
+                        (f"{MANAGE} migration_doctor --fix {app} --only squash-partial",),
+                    ),
+                )
+            elif targets and len(recorded) == len(targets):
+                on_disk = [t for t in targets if t in self.loader.disk_migrations]
+                self.add(
+                    "squash-ready",
+                    app,
+                    name,
+                    f"Every migration {app}.{name} replaces is applied on this database. Once "
+                    f"every other environment is there too, the squash can become a normal "
+                    f"migration.",
+                    {
+                        "replaced": [f"{a}.{n}" for a, n in targets],
+                        "replaced_files_on_disk": [f"{a}.{n}" for a, n in on_disk],
+                    },
+                    Fix(
+                        f"Delete the replaced files, point their dependents at {name}, and "
+                        f"remove `replaces` from {name}.",
+                        tuple(f"rm {self._file(t)}" for t in on_disk if self._file(t)),
+                    ),
+                )
+
+    def stale(self) -> None:
+        replaced: set[Key] = set()
+        for key in self.loader.replacements:
+            replaced.update(self.loader.resolved_replaces(key))
+            replaced.update(tuple(r) for r in self.loader.replacements[key].replaces)  # type: ignore[misc]
+        broken = {(e.app, e.migration) for e in self.s.graph.load_errors}
+        disabled = self.s.graph.disabled_apps
+        by_app: dict[str, list[Key]] = defaultdict(list)
+        for row in self.s.rows:
+            key = row.key
+            if (
+                key in self.loader.disk_migrations
+                or key in replaced
+                or key in broken
+                or row.app in disabled
+            ):
+                continue
+            by_app[row.app].append(key)
+        for app, keys in sorted(by_app.items()):
+            installed = app in self.loader.migrated_apps
+            for key in sorted(set(keys)):
+                cmds = (
+                    (f"{MANAGE} migrate {app} --prune",)
+                    if installed
+                    else (delete_row_sql(self.s, *key),)
+                )
+                self.add(
+                    "stale-record",
+                    app,
+                    key[1],
+                    f"django_migrations records {app}.{key[1]}, but "
+                    + (
+                        "no such migration file exists"
+                        if installed
+                        else f"app {app!r} is not installed (or has no migrations)"
+                    )
+                    + ". `showmigrations` hides such rows; they mislead anyone reading the table "
+                    "and can collide with a future migration of the same name.",
+                    {
+                        "row_applied": next(
+                            (
+                                r.applied.isoformat()
+                                for r in self.s.rows
+                                if r.key == key and r.applied
+                            ),
+                            None,
+                        ),
+                        "app_installed": installed,
+                    },
+                    Fix("Delete the row.", cmds),
+                )
+
+    def disabled(self) -> None:
+        for app in sorted(self.s.graph.disabled_apps):
+            rows = sorted(n for a, n in self.recorded if a == app)
+            if not rows:
+                continue
+            self.add(
+                "migrations-disabled",
+                app,
+                None,
+                f"MIGRATION_MODULES disables migrations for {app!r}, yet {len(rows)} rows are "
+                f"recorded for it. They are left alone: this is usually a test setting.",
+                {"rows": rows},
+                Fix("Nothing to do unless the setting is a mistake."),
+            )
+
+    def untracked(self) -> None:
+        from django.apps import apps
+
+        known = {t.lower() if self.schema.case_insensitive else t for t in self.expected.tables}
+        for model in apps.get_models(include_auto_created=True):
+            table = model._meta.db_table
+            known.add(table.lower() if self.schema.case_insensitive else table)
+        known.add(recorder_table())
+        extra = []
+        for name, table in sorted(self.schema.tables.items()):
+            folded = name.lower() if self.schema.case_insensitive else name
+            if folded in known:
+                continue
+            extra.append({"table": name, "kind": table.kind, "columns": len(table.columns)})
+        if extra:
+            self.add(
+                "untracked-table",
+                None,
+                None,
+                f"{len(extra)} table(s) in the database belong to no model or migration: "
+                f"{', '.join(e['table'] for e in extra[:8])}{'…' if len(extra) > 8 else ''}. "
+                "RunSQL and other tools create tables legitimately; listed for information.",
+                {"tables": extra},
+                Fix("Nothing to do if they are expected."),
+            )
+
+
+def classify(snapshot: Snapshot) -> list[Finding]:
+    return Classifier(snapshot).run()

@@ -1,0 +1,261 @@
+"""Schema drift: everything is recorded and present, but not as the models say.
+
+Only apps whose migrations are all applied and whose models match their migrations are
+compared (elsewhere a difference is expected, and other findings already name it). Types
+are compared after a per-backend normalisation; a type the doctor does not know is skipped,
+never guessed: a false positive here would teach people to ignore the doctor.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.apps import apps
+from django.db import models
+
+from .expected import Obj, describe
+from .findings import Finding, Fix
+from .snapshot import Snapshot
+
+_INT_WIDTH = re.compile(r"^(tinyint|smallint|mediumint|int|integer|bigint)\(\d+\)")
+_SPACES = re.compile(r"\s+")
+
+_PG_ALIASES = {
+    "varchar": "character varying",
+    "char": "character",
+    "int": "integer",
+    "int4": "integer",
+    "serial": "integer",
+    "int8": "bigint",
+    "bigserial": "bigint",
+    "int2": "smallint",
+    "smallserial": "smallint",
+    "bool": "boolean",
+    "decimal": "numeric",
+    "float8": "double precision",
+    "timestamp": "timestamp without time zone",
+    "timestamptz": "timestamp with time zone",
+    "time": "time without time zone",
+}
+_PG_KNOWN = {
+    "integer", "bigint", "smallint", "character varying", "character", "text", "boolean",
+    "numeric", "double precision", "real", "date", "timestamp with time zone",
+    "timestamp without time zone", "time without time zone", "uuid", "jsonb", "json", "inet",
+    "cidr", "interval", "bytea",
+}  # fmt: skip
+_MYSQL_ALIASES = {
+    "integer": "int",
+    "bool": "tinyint(1)",
+    "boolean": "tinyint(1)",
+    "numeric": "decimal",
+    "double precision": "double",
+    "json": "longtext",  # MariaDB: JSON is an alias of LONGTEXT
+}
+_MYSQL_KNOWN = {
+    "int", "bigint", "smallint", "tinyint(1)", "varchar", "char", "longtext", "text",
+    "decimal", "double", "real", "date", "datetime", "time", "longblob", "uuid", "json",
+}  # fmt: skip
+_SQLITE_KNOWN = {
+    "integer", "bigint", "smallint", "varchar", "char", "text", "bool", "decimal", "real",
+    "date", "datetime", "time", "blob", "integer unsigned", "bigint unsigned",
+    "smallint unsigned", "uuid",
+}  # fmt: skip
+
+
+def canonical_type(vendor: str, spelled: str) -> str | None:
+    """A comparable spelling of a column type, or None when the doctor does not know it."""
+    t = _SPACES.sub(" ", spelled.strip().lower())
+    t = re.sub(r"\s*,\s*", ",", t)
+    if vendor == "postgresql":
+        base, _, rest = t.partition("(")
+        base = _PG_ALIASES.get(base.strip(), base.strip())
+        if base not in _PG_KNOWN:
+            return None
+        return base + ("(" + rest if rest else "")
+    if vendor == "mysql":
+        t = t.replace(" auto_increment", "")
+        t = _INT_WIDTH.sub(r"\1", t)
+        unsigned = t.endswith(" unsigned")
+        t = t.removesuffix(" unsigned")
+        t = _MYSQL_ALIASES.get(t, t)
+        base, _, rest = t.partition("(")
+        base = _MYSQL_ALIASES.get(base, base)
+        if base not in _MYSQL_KNOWN and t not in _MYSQL_KNOWN:
+            return None
+        out = t if base == t or t == "tinyint(1)" else base + "(" + rest
+        return out + (" unsigned" if unsigned else "")
+    if vendor == "sqlite":
+        t = t.replace(" autoincrement", "")
+        base = t.partition("(")[0].strip()
+        if base not in _SQLITE_KNOWN and t not in _SQLITE_KNOWN:
+            return None
+        return t
+    return None
+
+
+def _settled_apps(snapshot: Snapshot) -> set[str]:
+    """Apps whose every migration is applied: there the models must match the schema."""
+    loader = snapshot.graph.loader
+    applied = set(loader.applied_migrations)
+    unsettled = {key[0] for key in snapshot.expected.plan if key not in applied}
+    unsettled |= {e.app for e in snapshot.graph.load_errors}
+    return {label for label in loader.migrated_apps if label not in unsettled}
+
+
+def schema_drift(snapshot: Snapshot, skip_apps: set[str] = frozenset()) -> list[Finding]:  # type: ignore[assignment]
+    """`skip_apps`: apps whose models are ahead of their migrations (model-changes)."""
+    findings: list[Finding] = []
+    findings += _invalid_indexes(snapshot)
+    findings += _leftovers(snapshot)
+    findings += _columns(snapshot, skip_apps)
+    return findings
+
+
+def _invalid_indexes(snapshot: Snapshot) -> list[Finding]:
+    out = []
+    for table in snapshot.schema.tables.values():
+        for index in table.indexes.values():
+            if index.valid:
+                continue
+            out.append(
+                Finding(
+                    "schema-drift",
+                    _owner_app(snapshot, table.name),
+                    None,
+                    f"Index {index.name} on {table.name} is INVALID: a CREATE INDEX "
+                    "CONCURRENTLY was interrupted. PostgreSQL maintains it on every write but "
+                    "never uses it, and a unique one still rejects rows.",
+                    {"table": table.name, "index": index.name, "columns": list(index.columns)},
+                    Fix(
+                        "Rebuild it.",
+                        (
+                            f"REINDEX INDEX CONCURRENTLY {snapshot.connection.ops.quote_name(index.name)};",
+                        ),
+                    ),
+                )
+            )
+    return out
+
+
+def _leftovers(snapshot: Snapshot) -> list[Finding]:
+    """Columns and tables an applied migration removed, still in the database."""
+    applied = set(snapshot.graph.loader.applied_migrations)
+    expected_live: set[Obj] = set()
+    removed_by: dict[Obj, tuple[str, str]] = {}
+    for key in snapshot.expected.plan:
+        if key not in applied:
+            continue
+        effect = snapshot.expected.effects[key]
+        for obj in effect.removes:
+            expected_live.discard(obj)
+            removed_by[obj] = key
+        for obj in effect.creates:
+            expected_live.add(obj)
+            removed_by.pop(obj, None)
+    out = []
+    schema = snapshot.schema
+    for obj, key in sorted(removed_by.items()):
+        if obj[0] == "constraint":
+            continue
+        present = (
+            schema.has_table(obj[1]) if obj[0] == "table" else schema.has_column(obj[1], obj[2])
+        )
+        if not present or (obj[0] == "column" and ("table", obj[1]) in removed_by):
+            continue
+        col = schema.column(obj[1], obj[2]) if obj[0] == "column" else None
+        out.append(
+            Finding(
+                "schema-drift",
+                key[0],
+                key[1],
+                f"{key[0]}.{key[1]} is applied and removes {describe(obj)}, but it is still in "
+                "the database"
+                + (
+                    " as NOT NULL: inserts that omit it fail."
+                    if col is not None and not col.null
+                    else "."
+                ),
+                {"still_present": describe(obj), "null": None if col is None else col.null},
+                Fix(
+                    "Drop it if it holds nothing you need (check first).",
+                    (f"python manage.py sqlmigrate {key[0]} {key[1]}",),
+                ),
+            )
+        )
+    return out
+
+
+def _owner_app(snapshot: Snapshot, table: str) -> str | None:
+    owner = snapshot.expected.tables.get(table)
+    return owner[0] if owner else None
+
+
+def _columns(snapshot: Snapshot, skip_apps: set[str]) -> list[Finding]:
+    connection = snapshot.connection
+    schema = snapshot.schema
+    settled = _settled_apps(snapshot) - set(skip_apps)
+    vendor = snapshot.vendor
+    out = []
+    for model in apps.get_models(include_auto_created=True):
+        opts = model._meta
+        if opts.app_label not in settled or not opts.can_migrate(connection):
+            continue
+        table = schema.table(opts.db_table)
+        if table is None:
+            continue
+        diffs: list[dict[str, Any]] = []
+        for field in opts.local_fields:
+            if not field.column or isinstance(field, models.GeneratedField):
+                continue
+            live = schema.column(opts.db_table, field.column)
+            if live is None:
+                continue
+            want_null = bool(field.null) and not field.primary_key
+            if live.null != want_null:
+                diffs.append(
+                    {
+                        "column": field.column,
+                        "aspect": "null",
+                        "expected": "NULL" if want_null else "NOT NULL",
+                        "actual": "NULL" if live.null else "NOT NULL",
+                    }
+                )
+            if field.primary_key and opts.auto_created:
+                # Auto-created M2M tables get their id type from DEFAULT_AUTO_FIELD when the
+                # migration runs, not from the app's default_auto_field: both are legitimate.
+                continue
+            wanted = field.db_type(connection)
+            expected_t = canonical_type(vendor, wanted) if wanted else None
+            actual_t = canonical_type(vendor, live.type)
+            if expected_t and actual_t and expected_t != actual_t:
+                diffs.append(
+                    {
+                        "column": field.column,
+                        "aspect": "type",
+                        "expected": wanted,
+                        "actual": live.type,
+                    }
+                )
+        if not diffs:
+            continue
+        described = "; ".join(
+            f"{d['column']}: {d['actual']} in the database, {d['expected']} in the model"
+            for d in diffs
+        )
+        out.append(
+            Finding(
+                "schema-drift",
+                opts.app_label,
+                None,
+                f"Table {opts.db_table} differs from the {opts.label} model although every "
+                f"migration is applied ({described}). Nothing fails until a query meets it "
+                "(a NULL where NOT NULL is expected, a value too long for the column).",
+                {"table": opts.db_table, "model": opts.label, "differences": diffs},
+                Fix(
+                    "Bring the column back in line with a migration (makemigrations cannot see "
+                    "this: write an AlterField or RunSQL), or ALTER it by hand.",
+                ),
+            )
+        )
+    return out
