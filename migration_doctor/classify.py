@@ -188,9 +188,15 @@ class Classifier:
             if md.replaced_by:
                 evidence["replaced_by"] = [f"{a}.{n}" for a, n in md.replaced_by]
             if app not in self.loader.migrated_apps and app not in self.loader.unmigrated_apps:
-                summary = f"App {app!r} is not installed: add it to INSTALLED_APPS or drop the dependency."
+                summary = (
+                    f"App {app!r} is not installed: add it to INSTALLED_APPS or drop the "
+                    "dependency."
+                )
             elif nearest:
-                summary = f"Point the dependency at an existing migration, e.g. ({app!r}, {nearest[0]!r})."
+                summary = (
+                    f"Point the dependency at an existing migration, e.g. "
+                    f"({app!r}, {nearest[0]!r})."
+                )
                 evidence["nearest"] = f"{app}.{nearest[0]}"
             else:
                 summary = f"App {app!r} has no migrations: remove the dependency or create them."
@@ -199,10 +205,11 @@ class Classifier:
                 md.origin[0],
                 md.origin[1],
                 f"Migration {md.origin[0]}.{md.origin[1]} depends on {app}.{name}, which does "
-                f"not exist. Django says: NodeNotFoundError: Migration {md.origin[0]}.{md.origin[1]} "
-                f"dependencies reference nonexistent parent node ('{app}', '{name}').",
-                evidence,
-                Fix(summary, (f"{self._file(md.origin)}",) if self._file(md.origin) else ()),
+                f"not exist. Django says: NodeNotFoundError: Migration "
+                f"{md.origin[0]}.{md.origin[1]} dependencies reference nonexistent parent node "
+                f"('{app}', '{name}').",
+                {**evidence, "file": self._file(md.origin)},
+                Fix(summary),
             )
         for cycle in gs.cycles:
             chain = " -> ".join(f"{a}.{n}" for a, n in cycle)
@@ -239,18 +246,32 @@ class Classifier:
                 parent = parent_node.key
                 if parent in applied_raw or parent in self.applied:
                     continue
-                if self.loader.all_replaced_applied(parent, applied_raw):
+                if self._all_replaced_applied(parent, applied_raw):
                     continue
                 self._inconsistent(key, parent)
+
+    def _all_replaced_applied(self, key: Key, applied: set[Key]) -> bool:
+        """A squash counts as applied when everything it replaces is (recursively)."""
+        migration = self.loader.replacements.get(key)
+        if migration is None:
+            return False
+        return all(
+            tuple(r) in applied or self._all_replaced_applied(tuple(r), applied)  # type: ignore[arg-type]
+            for r in migration.replaces
+        )
 
     def _inconsistent(self, child: Key, parent: Key) -> None:
         effect = self.effects.get(parent)
         done, todo, _ = self.progress(effect) if effect else ([], [], [])
         present = bool(effect and effect.checkable and not todo)
+        if not (effect and effect.checkable):
+            state = "not checkable"  # AlterField, RunPython...: re-applying is the safe way
+        else:
+            state = "present" if present else ("partial" if done else "absent")
         evidence = {
             "recorded": f"{child[0]}.{child[1]}",
             "not_recorded": f"{parent[0]}.{parent[1]}",
-            "dependency_schema": "present" if present else ("partial" if done else "absent"),
+            "dependency_schema": state,
             "present": _names(done),
             "missing": _names(todo),
         }
@@ -312,9 +333,9 @@ class Classifier:
             )
         else:
             fix = Fix(
-                f"Re-create only the missing part ({', '.join(_names(shown))}): the SQL is in "
-                f"`sqlmigrate {app} {name}`; `migration_doctor --fix` does it for you.",
-                (f"{MANAGE} sqlmigrate {app} {name}", f"{MANAGE} migration_doctor --fix {app}"),
+                f"Re-create only the missing part ({', '.join(_names(shown))}): run the "
+                f"statements for it from `sqlmigrate {app} {name}`, nothing else.",
+                (f"{MANAGE} sqlmigrate {app} {name}",),
             )
         self.add(
             "missing-schema",
@@ -408,9 +429,13 @@ class Classifier:
             f"{exists_error(self.vendor, first)}.{sqlite_note}",
             evidence,
             Fix(
-                "Complete the missing operations and record the migration (or roll back the "
-                "present part if it holds no data).",
-                (f"{MANAGE} sqlmigrate {app} {name}", f"{MANAGE} migration_doctor --fix {app}"),
+                "Complete the missing operations (their statements from `sqlmigrate`), then "
+                "record the migration; or roll the present part back if it holds no data, then "
+                "migrate.",
+                (
+                    f"{MANAGE} sqlmigrate {app} {name}",
+                    f"{MANAGE} migrate {app} {name} --fake",
+                ),
             ),
         )
 
@@ -430,7 +455,7 @@ class Classifier:
             )
 
     def squashes(self) -> None:
-        for key, migration in sorted(self.loader.replacements.items()):
+        for key in sorted(self.loader.replacements):
             if key not in self.graph.nodes:
                 continue
             targets = self.loader.resolved_replaces(key)
@@ -458,9 +483,13 @@ class Classifier:
                         "missing": _names(todo),
                     },
                     Fix(
-                        "Apply the remaining part of the squash and record it, or restore the "
-                        "deleted files from version control, migrate, then delete them again.",
-                        (f"{MANAGE} migration_doctor --fix {app} --only squash-partial",),
+                        "Restore the deleted files from version control, migrate, then delete "
+                        "them again; or apply the remaining part of the squash by hand and "
+                        "record it.",
+                        (
+                            f"git log --diff-filter=D --name-only -- '*/{app}/migrations/*'",
+                            f"{MANAGE} migrate {app}",
+                        ),
                     ),
                 )
             elif targets and len(recorded) == len(targets):
@@ -559,18 +588,19 @@ class Classifier:
             known.add(table.lower() if self.schema.case_insensitive else table)
         known.add(recorder_table())
         extra = []
-        for name, table in sorted(self.schema.tables.items()):
+        for name, live in sorted(self.schema.tables.items()):
             folded = name.lower() if self.schema.case_insensitive else name
             if folded in known:
                 continue
-            extra.append({"table": name, "kind": table.kind, "columns": len(table.columns)})
+            extra.append({"table": name, "kind": live.kind, "columns": len(live.columns)})
         if extra:
             self.add(
                 "untracked-table",
                 None,
                 None,
                 f"{len(extra)} table(s) in the database belong to no model or migration: "
-                f"{', '.join(e['table'] for e in extra[:8])}{'…' if len(extra) > 8 else ''}. "
+                f"{', '.join(str(e['table']) for e in extra[:8])}"
+                f"{'…' if len(extra) > 8 else ''}. "
                 "RunSQL and other tools create tables legitimately; listed for information.",
                 {"tables": extra},
                 Fix("Nothing to do if they are expected."),

@@ -113,6 +113,7 @@ def schema_drift(snapshot: Snapshot, skip_apps: set[str] = frozenset()) -> list[
 
 
 def _invalid_indexes(snapshot: Snapshot) -> list[Finding]:
+    qn = snapshot.connection.ops.quote_name
     out = []
     for table in snapshot.schema.tables.values():
         for index in table.indexes.values():
@@ -127,12 +128,7 @@ def _invalid_indexes(snapshot: Snapshot) -> list[Finding]:
                     "CONCURRENTLY was interrupted. PostgreSQL maintains it on every write but "
                     "never uses it, and a unique one still rejects rows.",
                     {"table": table.name, "index": index.name, "columns": list(index.columns)},
-                    Fix(
-                        "Rebuild it.",
-                        (
-                            f"REINDEX INDEX CONCURRENTLY {snapshot.connection.ops.quote_name(index.name)};",
-                        ),
-                    ),
+                    Fix("Rebuild it.", (f"REINDEX INDEX CONCURRENTLY {qn(index.name)};",)),
                 )
             )
     return out

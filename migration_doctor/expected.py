@@ -164,7 +164,7 @@ class Footprints:
             return (
                 (not constraint.condition or f.supports_partial_indexes)
                 and (not constraint.deferrable or f.supports_deferrable_unique_constraints)
-                and (not constraint.include or f.supports_covering_indexes)
+                and (not getattr(constraint, "include", None) or f.supports_covering_indexes)
                 and (not constraint.expressions or f.supports_expression_indexes)
                 and (
                     getattr(constraint, "nulls_distinct", None) is None
@@ -305,6 +305,7 @@ def compute(
     effects: dict[Key, MigrationEffect] = {}
     for key in plan:
         migration = graph.nodes[key]
+        assert migration is not None
         effect = MigrationEffect(key, _is_initial(migration))
         created: set[Obj] = set()
         removed: set[Obj] = set()
@@ -319,7 +320,7 @@ def compute(
         effect.removes = _ordered(removed)
         effects[key] = effect
     tables: dict[str, ModelKey] = {}
-    for mkey, ms in state.models.items():
+    for mkey in state.models:
         for obj in fp.of(state, mkey):
             if obj[0] == "table":
                 tables[obj[1]] = mkey

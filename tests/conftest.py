@@ -9,6 +9,7 @@ reachable the test is skipped with the reason, unless MIGRATION_DOCTOR_REQUIRE_D
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
@@ -87,10 +88,8 @@ def remove_alias(alias: str) -> None:
         connections[alias].close()
         del connections.settings[alias]
     settings.DATABASES.pop(alias, None)
-    try:
+    with contextlib.suppress(AttributeError):
         delattr(connections._connections, alias)
-    except AttributeError:
-        pass
 
 
 @pytest.fixture

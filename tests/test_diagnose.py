@@ -165,7 +165,8 @@ def test_inconsistent_history_dependency_schema_present(fresh_db):
     assert finding.evidence["not_recorded"] == "catalog.0001_initial"
     assert finding.evidence["dependency_schema"] == "present"
     assert "InconsistentMigrationHistory" in finding.message
-    insert, then = finding.fix.commands
+    insert, migrate_command = finding.fix.commands
+    assert migrate_command == "python manage.py migrate"
     assert insert.startswith("INSERT INTO")
     h.sql(fresh_db, insert.rstrip(";").replace("CURRENT_TIMESTAMP", "%s"), ("2024-01-01",))
     h.migrate(fresh_db)

@@ -118,11 +118,10 @@ def render_text(
             by_app[f.app or ""] += 1
         listing = ", ".join(f"{a} ({n})" for a, n in sorted(by_app.items()))
         console.print()
-        console.print(
-            Text(
-                f"{_plural(len(hidden), 'unapplied migration')} without schema present: "
-                f"{listing}. `migrate` applies them; -v 2 lists each.",
-                style="cyan",
-            )
+        tail = Text(
+            f"{_plural(len(hidden), 'unapplied migration')} without schema present: "
+            f"{listing}. `migrate` applies them; -v 2 lists each.",
+            style="cyan",
         )
+        console.print(_indented(tail, 0, width), soft_wrap=True)
     return buffer.getvalue()

@@ -192,7 +192,8 @@ class DoctorLoader(MigrationLoader):
     def build_graph(self) -> None:
         """Django's build_graph over the recorded rows, minus the excluded migrations."""
         self.load_disk()
-        self.applied_migrations = {key: None for key in self._recorded}
+        # Only membership matters to the graph code; the rows themselves stay in the snapshot.
+        self.applied_migrations = dict.fromkeys(self._recorded)  # type: ignore[assignment]
         self.graph = MigrationGraph()
         self.replacements = {}
         usable = {k: m for k, m in self.disk_migrations.items() if k not in self._excluded}
@@ -204,7 +205,7 @@ class DoctorLoader(MigrationLoader):
             self.add_internal_dependencies(key, migration)
         for key, migration in usable.items():
             self.add_external_dependencies(key, migration)
-        if self.replace_migrations:
+        if getattr(self, "replace_migrations", True):
             self._progress: dict[Key, bool] = {}
             for key in list(self.replacements):
                 self._replace(key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
+from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.recorder import MigrationRecorder
 
@@ -37,6 +38,7 @@ def read_rows(connection: BaseDatabaseWrapper, table_exists: bool) -> list[Recor
         cursor.execute(sql)
         raw = cursor.fetchall()
     field = MigrationRecorder.Migration._meta.get_field("applied")
+    assert isinstance(field, models.Field)
     converters = connection.ops.get_db_converters(field.get_col(field.model._meta.db_table))
     rows = []
     for id_, app, name, applied in raw:
