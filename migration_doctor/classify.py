@@ -109,9 +109,13 @@ class Classifier:
         self.position = {key: i for i, key in enumerate(self.expected.plan)}
         # plan positions at which each object is removed again
         self.removed_at: dict[Obj, list[int]] = defaultdict(list)
+        # ... and at which it is created
+        self.created_at: dict[Obj, list[int]] = defaultdict(list)
         for i, key in enumerate(self.expected.plan):
             for obj in self.effects[key].removes:
                 self.removed_at[obj].append(i)
+            for obj in self.effects[key].creates:
+                self.created_at[obj].append(i)
         for key in self.expected.plan:
             if key in self.applied:
                 effect = self.effects[key]
@@ -125,7 +129,8 @@ class Classifier:
 
         An absent object that a later migration removes again proves nothing: the database
         may simply be past that later migration (contenttypes.0001 creates a column that
-        0002 drops).
+        0002 drops). Likewise an object this migration removes is only "done" by being
+        absent when it would otherwise be there (see _removal_shows).
         """
         done: list[Obj] = []
         todo: list[Obj] = []
@@ -141,8 +146,29 @@ class Classifier:
         for obj in effect.removes:
             if not self.schema.has_table(obj[1]) and obj[0] != "table":
                 continue  # the table itself is absent: nothing to tell from the column
-            (todo if live_has(self.schema, obj) else done).append(obj)
+            if live_has(self.schema, obj):
+                todo.append(obj)
+            elif self._removal_shows(obj, here):
+                done.append(obj)
         return done, todo, explained
+
+    def _removal_shows(self, obj: Obj, here: int) -> bool:
+        """Whether `obj` being absent shows that the migration at `here` removed it.
+
+        Only if something else says it existed: applied migrations leave it behind, or the
+        unapplied migration that creates it has left the rest of its schema. On a database
+        that never got that far, a DeleteModel's table is absent because it was never
+        created (wagtaildocs.0012 creates UploadedDocument, 0013 deletes it).
+        """
+        if obj in self.expected_live:
+            return True
+        earlier = [i for i in self.created_at.get(obj, ()) if i < here]
+        if not earlier:
+            return False
+        creator = self.expected.plan[max(earlier)]
+        if creator in self.applied:
+            return False  # an applied migration removed it since: not this one's doing
+        return any(o != obj and live_has(self.schema, o) for o in self.effects[creator].creates)
 
     def run(self) -> list[Finding]:
         self.loading()
@@ -582,15 +608,14 @@ class Classifier:
     def untracked(self) -> None:
         from django.apps import apps
 
-        known = {t.lower() if self.schema.case_insensitive else t for t in self.expected.tables}
+        key = self.schema.key  # folded and truncated as the server stores names
+        known = {key(t) for t in self.expected.tables}
         for model in apps.get_models(include_auto_created=True):
-            table = model._meta.db_table
-            known.add(table.lower() if self.schema.case_insensitive else table)
-        known.add(recorder_table())
+            known.add(key(model._meta.db_table))
+        known.add(key(recorder_table()))
         extra = []
         for name, live in sorted(self.schema.tables.items()):
-            folded = name.lower() if self.schema.case_insensitive else name
-            if folded in known:
+            if key(name) in known:
                 continue
             extra.append({"table": name, "kind": live.kind, "columns": len(live.columns)})
         if extra:

@@ -176,6 +176,17 @@ class Footprints:
         return False  # exclusion and third-party constraints: not checked
 
 
+def describe_operation(op: Operation) -> str:
+    """Name RunPython/RunSQL by what they run: "Raw Python operation" tells nobody anything."""
+    if isinstance(op, ops.RunPython):
+        return f"RunPython({getattr(op.code, '__qualname__', repr(op.code))})"
+    if isinstance(op, ops.RunSQL):
+        sql = op.sql if isinstance(op.sql, str) else "; ".join(map(str, op.sql))
+        sql = " ".join(sql.split())
+        return f"RunSQL({sql[:60] + '…' if len(sql) > 60 else sql})"
+    return op.describe()
+
+
 def _column(name: str, fld: Any) -> str | None:
     """The column Django gives this field, without binding the shared state field."""
     probe = copy.copy(fld)
@@ -311,7 +322,7 @@ def compute(
         removed: set[Obj] = set()
         for i, op in enumerate(migration.operations):
             c, r, opaque = _apply(op, key[0], state, fp)
-            desc = op.describe()
+            desc = describe_operation(op)
             effect.operations.append(OperationEffect(i, desc, _ordered(c), _ordered(r), opaque))
             if opaque:
                 effect.opaque.append(desc)

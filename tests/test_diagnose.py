@@ -90,7 +90,7 @@ def test_table_exists_initial_proposes_fake_initial_and_the_fix_works(fresh_db):
     assert note.evidence["present"] == ["column orders_order.note"]
     assert note.fix.commands == ("python manage.py migrate orders 0002_order_note --fake",)
     [data] = report.find("unapplied", "orders", "0003_order_default_notes")
-    assert data.evidence["unverifiable_operations"] == ["Raw Python operation"]
+    assert data.evidence["unverifiable_operations"] == ["RunPython(fill_notes)"]
     # The proposed commands, run as printed, repair the database.
     h.migrate(fresh_db, "orders", "0001_initial", fake_initial=True)
     h.migrate(fresh_db, "orders", "0002_order_note", fake=True)
@@ -148,7 +148,7 @@ def test_mysql_failed_migration_leaves_partial_state(fresh_db, migration_package
         [finding] = report.find("partially-applied", "catalog", "0004_half")
         assert finding.evidence["present"] == ["column catalog_tag.colour"]
         assert finding.evidence["missing"] == []
-        assert finding.evidence["not_known_to_have_run"] == ["Raw SQL operation"]
+        assert finding.evidence["not_known_to_have_run"] == ["RunSQL(SELECT * FROM no_such_table_at_all)"]
 
 
 def test_inconsistent_history_dependency_schema_present(fresh_db):

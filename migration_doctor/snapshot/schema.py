@@ -41,7 +41,9 @@ class ForeignKey:
 @dataclass
 class Table:
     name: str
-    kind: str = "table"  # "table" or "view"
+    # "table", "view" (PostgreSQL materialized views too) or "virtual" (SQLite virtual
+    # table: FTS5, R*Tree...). Only a "table" declares its columns' types and NOT NULL.
+    kind: str = "table"
     columns: dict[str, Column] = field(default_factory=dict)
     indexes: dict[str, Index] = field(default_factory=dict)
     foreign_keys: list[ForeignKey] = field(default_factory=list)
@@ -59,20 +61,30 @@ class LiveSchema:
     tables: dict[str, Table] = field(default_factory=dict)
     # MySQL/MariaDB and SQLite compare identifiers case-insensitively.
     case_insensitive: bool = False
+    # PostgreSQL silently truncates longer identifiers to this many bytes (NAMEDATALEN - 1):
+    # a migration naming a 64-character constraint gets a 63-character one.
+    max_identifier_bytes: int | None = None
     queries: int = 0
 
     def __post_init__(self) -> None:
         self._folded: dict[str, Table] | None = None
 
-    def _key(self, name: str) -> str:
+    def key(self, name: str) -> str:
+        """`name` as the server stores and compares it (truncated, case-folded)."""
+        limit = self.max_identifier_bytes
+        if limit is not None and len(name) > limit // 4:
+            raw = name.encode()
+            if len(raw) > limit:
+                # Like PostgreSQL's pg_mbcliplen: never split a multi-byte character.
+                name = raw[:limit].decode("utf-8", "ignore")
         return name.lower() if self.case_insensitive else name
 
     def table(self, name: str) -> Table | None:
         if not self.case_insensitive:
-            return self.tables.get(name)
+            return self.tables.get(self.key(name))
         if self._folded is None:
             self._folded = {t.lower(): tbl for t, tbl in self.tables.items()}
-        return self._folded.get(name.lower())
+        return self._folded.get(self.key(name))
 
     def has_table(self, name: str) -> bool:
         return self.table(name) is not None
@@ -81,9 +93,9 @@ class LiveSchema:
         tbl = self.table(table)
         if tbl is None:
             return None
+        wanted = self.key(column)
         if not self.case_insensitive:
-            return tbl.columns.get(column)
-        wanted = column.lower()
+            return tbl.columns.get(wanted)
         for name, col in tbl.columns.items():
             if name.lower() == wanted:
                 return col
@@ -98,8 +110,8 @@ class LiveSchema:
             return False
         names = tbl.constraint_names()
         if not self.case_insensitive:
-            return name in names
-        return name.lower() in {n.lower() for n in names}
+            return self.key(name) in names
+        return self.key(name) in {n.lower() for n in names}
 
 
 def introspect(connection: BaseDatabaseWrapper) -> LiveSchema:

@@ -283,7 +283,11 @@ def read_sqlite(connection: BaseDatabaseWrapper) -> LiveSchema:
             _SQLITE_OBJECTS, ["table", "main", "table", "view", *_NOT_INTERNAL]
         ):
             if name not in tables:
-                tables[name] = Table(name, kind="view" if kind == "view" else "table")
+                # A virtual table (FTS5, R*Tree...) is a "table" without storage of its own.
+                virtual = kind == "table" and not rootpage
+                tables[name] = Table(
+                    name, kind="view" if kind == "view" else "virtual" if virtual else "table"
+                )
                 if kind == "view" or not rootpage:
                     no_storage.append(name)
                 else:
@@ -437,7 +441,11 @@ ORDER BY t.relname, c.conname
 
 def read_postgresql(connection: BaseDatabaseWrapper) -> LiveSchema:
     """PostgreSQL: pg_catalog, restricted to what the search path makes visible."""
-    schema = LiveSchema(vendor=connection.vendor, case_insensitive=False)
+    schema = LiveSchema(
+        vendor=connection.vendor,
+        case_insensitive=False,
+        max_identifier_bytes=connection.ops.max_name_length(),
+    )
     tables = schema.tables
     relation = [_PG_KINDS, _PG_SYSTEM_SCHEMAS]
     with connection.cursor() as cursor:
