@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from .expected import Key, MigrationEffect, Obj, describe
 from .findings import Finding, Fix
 from .snapshot import Snapshot
+from .snapshot.graph import LoadError
 from .snapshot.rows import recorder_table
 from .snapshot.schema import LiveSchema
 
@@ -90,6 +91,15 @@ def insert_row_sql(snapshot: Snapshot, app: str, name: str) -> str:
         f"INSERT INTO {qn(recorder_table())} ({qn('app')}, {qn('name')}, {qn('applied')}) "
         f"VALUES ({sql_literal(app)}, {sql_literal(name)}, CURRENT_TIMESTAMP);"
     )
+
+
+def _reproduce(err: LoadError) -> tuple[str, ...]:
+    """The command that shows the same error on its own (names may start with a digit)."""
+    if err.error.startswith("BadMigrationError"):
+        return ()
+    if err.error.startswith("SyntaxError") and err.file:
+        return (f"python -m py_compile {err.file}",)
+    return (f"python -c \"import importlib; importlib.import_module('{err.module}')\"",)
 
 
 class Classifier:
@@ -199,12 +209,14 @@ class Classifier:
                 {"module": err.module, "file": err.file, "line": err.line, "error": err.error},
                 Fix(
                     f"Correct {where}, then run the doctor again.",
-                    (f"python -m py_compile {err.file}",) if err.file else (),
+                    _reproduce(err),
                 ),
             )
         for md in gs.missing_dependencies:
             app, name = md.missing
-            candidates = sorted(n for a, n in self.loader.disk_migrations if a == app)
+            # Only migrations that made it into the graph: never the migration itself or
+            # anything that depends on it (that would suggest a cycle).
+            candidates = sorted(n for a, n in self.graph.nodes if a == app)
             nearest = difflib.get_close_matches(name, candidates, n=1, cutoff=0.0)
             evidence: dict[str, object] = {
                 "dependency": f"{app}.{name}",

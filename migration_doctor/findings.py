@@ -23,6 +23,8 @@ class Kind:
     check_id: str
     severity: Severity
     title: str
+    # Kinds whose severity depends on the evidence carry one check id per severity.
+    other_ids: tuple[tuple[Severity, str], ...] = ()
 
 
 _KINDS = [
@@ -64,6 +66,19 @@ _KINDS = [
         Severity.INFO,
         "App's migrations are disabled",
     ),
+    Kind(
+        "import-time-query",
+        "migration_doctor.E010",
+        Severity.ERROR,
+        "Query while the project is imported",
+        ((Severity.WARNING, "migration_doctor.W010"),),
+    ),
+    Kind(
+        "import-time-thread",
+        "migration_doctor.E011",
+        Severity.ERROR,
+        "Non-daemon thread started at import",
+    ),
 ]
 
 KINDS: dict[str, Kind] = {k.name: k for k in _KINDS}
@@ -86,18 +101,24 @@ class Finding:
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
     fix: Fix = Fix("")
+    # Only for kinds with `other_ids`: the severity the evidence calls for.
+    level: Severity | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
+        kind = KINDS.get(self.kind)
+        if kind is None:
             raise ValueError(f"unknown finding kind {self.kind!r}")
+        if self.level not in (None, kind.severity, *dict(kind.other_ids)):
+            raise ValueError(f"{self.kind} cannot have severity {self.level}")
 
     @property
     def id(self) -> str:
-        return KINDS[self.kind].check_id
+        kind = KINDS[self.kind]
+        return dict(kind.other_ids).get(self.severity, kind.check_id)
 
     @property
     def severity(self) -> Severity:
-        return KINDS[self.kind].severity
+        return self.level or KINDS[self.kind].severity
 
     @property
     def target(self) -> str:

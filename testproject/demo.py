@@ -31,7 +31,9 @@ def main() -> int:
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
         # 1. The row of a migration whose tables exist was deleted: "table already exists".
-        cursor.execute("DELETE FROM django_migrations WHERE app = 'orders' AND name <> '0001_initial'")
+        cursor.execute(
+            "DELETE FROM django_migrations WHERE app = 'orders' AND name <> '0001_initial'"
+        )
         # 2. A migration half applied (MySQL keeps the DDL that ran before an error).
         cursor.execute(
             "DELETE FROM django_migrations WHERE app = 'catalog' AND name = '0003_product_sku_stock'"

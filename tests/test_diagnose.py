@@ -148,7 +148,9 @@ def test_mysql_failed_migration_leaves_partial_state(fresh_db, migration_package
         [finding] = report.find("partially-applied", "catalog", "0004_half")
         assert finding.evidence["present"] == ["column catalog_tag.colour"]
         assert finding.evidence["missing"] == []
-        assert finding.evidence["not_known_to_have_run"] == ["RunSQL(SELECT * FROM no_such_table_at_all)"]
+        assert finding.evidence["not_known_to_have_run"] == [
+            "RunSQL(SELECT * FROM no_such_table_at_all)"
+        ]
 
 
 def test_inconsistent_history_dependency_schema_present(fresh_db):
