@@ -36,7 +36,8 @@ def main() -> int:
         )
         # 2. A migration half applied (MySQL keeps the DDL that ran before an error).
         cursor.execute(
-            "DELETE FROM django_migrations WHERE app = 'catalog' AND name = '0003_product_sku_stock'"
+            "DELETE FROM django_migrations "
+            "WHERE app = 'catalog' AND name = '0003_product_sku_stock'"
         )
         cursor.execute('ALTER TABLE "catalog_product" DROP COLUMN "stock"')
         # 3. A table dropped outside Django while its migration stays recorded.
