@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
-from migration_doctor.diagnose import diagnose
+from migration_doctor.diagnose import Report, diagnose
+from migration_doctor.findings import KINDS
 from migration_doctor.render.json import render_json
+from migration_doctor.render.repair import render_outcome, render_plan
 from migration_doctor.render.text import render_text
-from migration_doctor.snapshot import DoctorError
+from migration_doctor.repair import RepairResult, run_repair
+from migration_doctor.repair.backup import read_backup, restore, write_backup
+from migration_doctor.repair.lock import repair_lock
+from migration_doctor.repair.plan import REPAIRABLE, Step
+from migration_doctor.snapshot import DoctorError, get_connection
 
 
 class Command(BaseCommand):
     help = (
         "Compare django_migrations, the migration files and the live schema; name every "
-        "disagreement with its evidence and the exact fix. Reads only; never writes."
+        "disagreement with its evidence and the exact fix. Reads only, unless --fix or "
+        "--restore is given."
     )
     requires_system_checks: list[str] = []  # a broken project is exactly when it is needed
     requires_migrations_checks = False
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "app_label", nargs="*", help="Only report findings for these apps (default: all)."
+            "app_label", nargs="*", help="Only report (and repair) findings of these apps."
         )
         parser.add_argument(
             "--database",
@@ -42,26 +51,190 @@ class Command(BaseCommand):
             choices=["error", "warning", "never"],
             default="error",
             help="Exit with status 1 when a finding at or above this severity exists "
-            "(default: error).",
+            "(default: error). With --fix: what remains after the repair.",
+        )
+        repair = parser.add_argument_group("repair")
+        repair.add_argument(
+            "--fix",
+            action="store_true",
+            help="Repair what the evidence proves: back up django_migrations, lock, apply "
+            "step by step, diagnose again.",
+        )
+        repair.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="With --fix: print every step with its exact SQL and Django equivalent; "
+            "change nothing.",
+        )
+        repair.add_argument(
+            "--noinput",
+            "--no-input",
+            action="store_false",
+            dest="interactive",
+            help="With --fix/--restore: do not ask for confirmation.",
+        )
+        repair.add_argument(
+            "--only",
+            metavar="KIND[,KIND]",
+            help="With --fix: repair only these finding kinds (and allow their unproven steps).",
+        )
+        repair.add_argument(
+            "--backup",
+            metavar="PATH",
+            help="Where to write the JSON backup of django_migrations (default: "
+            "<BASE_DIR>/migration_doctor_backups/<alias>-<timestamp>.json).",
+        )
+        repair.add_argument(
+            "--lock-timeout",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help="How long to wait for another repair's lock before giving up (default 0).",
+        )
+        repair.add_argument(
+            "--restore",
+            metavar="PATH",
+            help="Put django_migrations back exactly as a backup file recorded it.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            report = diagnose(options["database"], options["app_label"])
+            if options["restore"]:
+                self.restore(options)
+                return
+            if options["fix"]:
+                status = self.fix(options)
+            else:
+                if options["dry_run"] or options["only"]:
+                    raise DoctorError("--dry-run and --only go with --fix.")
+                report = diagnose(options["database"], options["app_label"])
+                self.render(report, options)
+                status = 1 if report.fails(options["fail_on"]) else 0
         except DoctorError as exc:
             raise CommandError(str(exc), returncode=2) from exc
+        if status:
+            sys.exit(status)
+
+    # -- output ------------------------------------------------------------------------
+
+    def color(self, options: dict[str, Any]) -> bool:
+        if options.get("force_color"):
+            return True
+        return not (options.get("no_color") or not self.stdout.isatty())
+
+    def render(self, report: Report, options: dict[str, Any]) -> None:
         if options["format"] == "json":
             self.stdout.write(render_json(report), ending="")
         else:
-            color: bool | None
-            if options.get("force_color"):
-                color = True
-            elif options.get("no_color") or not self.stdout.isatty():
-                color = False
-            else:
-                color = True
             self.stdout.write(
-                render_text(report, verbosity=options["verbosity"], color=color), ending=""
+                render_text(report, verbosity=options["verbosity"], color=self.color(options)),
+                ending="",
             )
-        if report.fails(options["fail_on"]):
-            sys.exit(1)
+
+    # -- repair ------------------------------------------------------------------------
+
+    def fix(self, options: dict[str, Any]) -> int:
+        only = None
+        if options["only"]:
+            only = {k.strip() for k in options["only"].split(",") if k.strip()}
+            unknown = sorted(only - set(KINDS))
+            if unknown:
+                raise DoctorError(f"Unknown finding kind(s) for --only: {', '.join(unknown)}.")
+            not_repairable = sorted(only - set(REPAIRABLE))
+            if not_repairable:
+                raise DoctorError(
+                    f"No automatic repair for: {', '.join(not_repairable)} "
+                    f"(repairable: {', '.join(REPAIRABLE)})."
+                )
+        as_json = options["format"] == "json"
+        interactive = options["interactive"] and not options["dry_run"] and not as_json
+        numbers: dict[int, int] = {}
+
+        def on_plan(result: RepairResult) -> None:
+            numbers.update({id(s): i for i, s in enumerate(result.plan.steps, 1)})
+            if not as_json:
+                self.stdout.write(render_plan(result), ending="")
+
+        def confirm(step: Step) -> str:
+            answer = input(
+                f"Apply step {numbers.get(id(step), '?')} ({step.title})? "
+                "[y]es/[n]o/[a]ll/[q]uit: "
+            )
+            return {"y": "yes", "a": "all", "q": "quit"}.get(answer.strip().lower()[:1], "no")
+
+        def on_step(step: Step, state: str) -> None:
+            if not as_json:
+                self.stdout.write(f"  step {numbers.get(id(step), '?')}: {state}")
+
+        def on_backup(path: Path) -> None:
+            if not as_json:
+                self.stdout.write(f"Backup of django_migrations written to {path}")
+
+        result = run_repair(
+            options["database"],
+            options["app_label"],
+            only=only,
+            dry_run=options["dry_run"],
+            confirm=confirm if interactive else None,
+            backup_path=Path(options["backup"]) if options["backup"] else None,
+            lock_timeout=options["lock_timeout"],
+            on_plan=on_plan,
+            on_step=on_step,
+            on_backup=on_backup,
+        )
+        if as_json:
+            ctx = result.context
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "version": 1,
+                        "dry_run": result.dry_run,
+                        "steps": [s.as_dict(ctx) for s in result.plan.steps],
+                        "skipped": [
+                            {**f.as_dict(), "reason": why} for f, why in result.plan.skipped
+                        ],
+                        "backup": str(result.backup) if result.backup else None,
+                        "applied": len(result.applied),
+                        "after": result.after.as_dict() if result.after else None,
+                    },
+                    indent=2,
+                    default=str,
+                )
+                + "\n",
+                ending="",
+            )
+        else:
+            self.stdout.write(render_outcome(result), ending="")
+            if result.after is not None and not result.dry_run:
+                self.stdout.write("After the repair:")
+                self.stdout.write(
+                    render_text(
+                        result.after, verbosity=options["verbosity"], color=self.color(options)
+                    ),
+                    ending="",
+                )
+        if result.dry_run:
+            return 0
+        after = result.after
+        return 1 if after is not None and after.fails(options["fail_on"]) else 0
+
+    def restore(self, options: dict[str, Any]) -> None:
+        path = Path(options["restore"])
+        document = read_backup(path)  # refuses a missing, truncated or edited file first
+        connection = get_connection(options["database"])
+        rows = document["rows"]
+        if options["interactive"]:
+            answer = input(
+                f"Replace every row of django_migrations on {connection.alias!r} with the "
+                f"{len(rows)} rows of {path}? [y/N]: "
+            )
+            if answer.strip().lower()[:1] != "y":
+                self.stdout.write("Nothing restored.")
+                return
+        with repair_lock(connection, options["lock_timeout"]):
+            safety = write_backup(connection, None)
+            count = restore(connection, path)
+        self.stdout.write(
+            f"Restored {count} rows into django_migrations on {connection.alias!r} "
+            f"(the rows it replaced are in {safety})."
+        )

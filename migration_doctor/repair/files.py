@@ -1,0 +1,157 @@
+"""Repairs that change source files: merge migrations and finishing a squash."""
+
+from __future__ import annotations
+
+import ast
+import io
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.core.management import call_command
+from django.db.migrations import operations as ops
+
+from ..expected import Key
+from ..findings import Finding
+from ..snapshot import Snapshot
+from .plan import MANAGE, Context, Step
+
+
+def _touched(snapshot: Snapshot, branch: list[Key]) -> set[tuple[str, str, str]]:
+    """(app, model, field) — field "" for a whole model — changed along a branch."""
+    touched: set[tuple[str, str, str]] = set()
+    for key in branch:
+        migration = snapshot.graph.graph.nodes[key]
+        if migration is None:
+            continue
+        for op in migration.operations:
+            if isinstance(op, ops.fields.FieldOperation):
+                touched.add((key[0], op.model_name_lower, op.name_lower))
+                if isinstance(op, ops.RenameField):
+                    touched.add((key[0], op.model_name_lower, op.new_name_lower))
+            elif isinstance(op, ops.models.ModelOperation):
+                touched.add((key[0], op.name_lower, ""))
+    return touched
+
+
+@dataclass
+class WriteMerge(Step):
+    leaves: list[str] = field(default_factory=list)
+    writes_files = True
+
+    def sql(self, ctx: Context) -> list[str]:
+        return []
+
+    def apply(self, ctx: Context) -> None:
+        call_command(
+            "makemigrations", self.app, merge=True, interactive=False, stdout=io.StringIO()
+        )
+
+
+def merge_step(finding: Finding, snapshot: Snapshot) -> tuple[list[Step], str]:
+    app = finding.app
+    assert app
+    graph = snapshot.graph.graph
+    leaves = [(app, n) for n in finding.evidence["leaves"]]
+    plans = [graph.forwards_plan(leaf) for leaf in leaves]
+    common = set(plans[0]).intersection(*map(set, plans[1:]))
+    branches = [[k for k in p if k not in common] for p in plans]
+    touched = [_touched(snapshot, b) for b in branches]
+    clashes: set[tuple[str, str, str]] = set()
+    for i, a in enumerate(touched):
+        for b in touched[i + 1 :]:
+            clashes |= {x for x in a if x in b or (x[0], x[1], "") in b}
+            clashes |= {y for y in b if (y[0], y[1], "") in a}
+    if clashes:
+        names = ", ".join(f"{m}.{f}" if f else m for _, m, f in sorted(clashes))
+        return [], (
+            f"the leaves change the same model or field ({names}): a merge migration would "
+            "hide a real conflict; reconcile the branches by hand"
+        )
+    return [
+        WriteMerge(
+            "multiple-leaves",
+            app,
+            None,
+            f"Write the merge migration of {app} ({', '.join(finding.evidence['leaves'])})",
+            "the branches touch different models and fields",
+            f"{MANAGE} makemigrations --merge {app}",
+            leaves=list(finding.evidence["leaves"]),
+        )
+    ], ""
+
+
+def _module_file(snapshot: Snapshot, key: Key) -> Path | None:
+    migration = snapshot.graph.loader.disk_migrations.get(key)
+    if migration is None:
+        return None
+    module = sys.modules.get(type(migration).__module__)
+    path = getattr(module, "__file__", None)
+    return Path(path) if path else None
+
+
+def remove_replaces(source: str) -> str:
+    """The squash's source without its `replaces = [...]` statement."""
+    tree = ast.parse(source)
+    lines = source.splitlines(keepends=True)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node.name == "Migration":
+            for stmt in node.body:
+                if isinstance(stmt, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == "replaces" for t in stmt.targets
+                ):
+                    start, end = stmt.lineno - 1, stmt.end_lineno or stmt.lineno
+                    return "".join(lines[:start] + lines[end:])
+    return source
+
+
+@dataclass
+class FinalizeSquash(Step):
+    delete: list[str] = field(default_factory=list)
+    squash_file: str = ""
+    writes_files = True
+
+    def sql(self, ctx: Context) -> list[str]:
+        return [f"-- delete {p}" for p in self.delete] + [
+            f"-- remove `replaces` from {self.squash_file}"
+        ]
+
+    def apply(self, ctx: Context) -> None:
+        path = Path(self.squash_file)
+        path.write_text(remove_replaces(path.read_text()))
+        for p in self.delete:
+            Path(p).unlink(missing_ok=True)
+
+
+def finalize_squash_step(finding: Finding, snapshot: Snapshot) -> tuple[list[Step], str]:
+    app, name = finding.app, finding.migration
+    assert app and name
+    key = (app, name)
+    loader = snapshot.graph.loader
+    replaced = set(loader.resolved_replaces(key))
+    dependents = sorted(
+        f"{k[0]}.{k[1]}"
+        for k, m in loader.disk_migrations.items()
+        if k not in replaced and k != key and any(tuple(d) in replaced for d in m.dependencies)
+    )
+    if dependents:
+        return [], (
+            f"{', '.join(dependents)} depend on replaced migrations: point them at {name} first"
+        )
+    squash_file = _module_file(snapshot, key)
+    if squash_file is None:
+        return [], f"the file of {app}.{name} was not found"
+    files = [str(p) for p in (_module_file(snapshot, k) for k in sorted(replaced)) if p]
+    return [
+        FinalizeSquash(
+            "squash-ready",
+            app,
+            name,
+            f"Make {app}.{name} a normal migration: delete {len(files)} replaced file(s), "
+            "remove `replaces`",
+            "every replaced migration is recorded on this database",
+            "(by hand: delete the files, edit `replaces` out)",
+            delete=files,
+            squash_file=str(squash_file),
+        )
+    ], ""

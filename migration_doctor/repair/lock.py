@@ -1,0 +1,80 @@
+"""One repair at a time per database: a server-side lock, or a file lock for SQLite."""
+
+from __future__ import annotations
+
+import fcntl
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from ..snapshot import DoctorError
+
+LOCK_NAME = "migration_doctor.repair"
+# pg_advisory_lock takes a bigint: a stable number derived from the name.
+PG_KEY = zlib.crc32(LOCK_NAME.encode())
+
+
+class LockHeld(DoctorError):
+    pass
+
+
+@contextmanager
+def repair_lock(connection: BaseDatabaseWrapper, timeout: float = 0.0) -> Iterator[str]:
+    """Hold the repair lock for `connection`'s database; LockHeld after `timeout` seconds."""
+    vendor = connection.vendor
+    deadline = time.monotonic() + max(timeout, 0.0)
+    if vendor == "postgresql":
+        with connection.cursor() as cursor:
+            while True:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [PG_KEY])
+                if cursor.fetchone()[0]:
+                    break
+                if time.monotonic() >= deadline:
+                    raise LockHeld(_held(connection, timeout))
+                time.sleep(0.2)
+        try:
+            yield f"PostgreSQL advisory lock {PG_KEY}"
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [PG_KEY])
+    elif vendor == "mysql":
+        name = f"{LOCK_NAME}.{connection.settings_dict['NAME']}"[:64]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(%s, %s)", [name, int(max(timeout, 0))])
+            if cursor.fetchone()[0] != 1:
+                raise LockHeld(_held(connection, timeout))
+        try:
+            yield f"MySQL lock {name!r}"
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT RELEASE_LOCK(%s)", [name])
+    elif vendor == "sqlite":
+        path = Path(str(connection.settings_dict["NAME"]) + ".migration_doctor.lock")
+        handle: IO[str] = path.open("a")
+        try:
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockHeld(_held(connection, timeout)) from None
+                    time.sleep(0.2)
+            yield f"lock file {path}"
+        finally:
+            handle.close()
+    else:
+        raise DoctorError(f"Repairs are not supported on {vendor}.")
+
+
+def _held(connection: BaseDatabaseWrapper, timeout: float) -> str:
+    waited = f" after waiting {timeout:g}s" if timeout else ""
+    return (
+        f"Another migration_doctor repair holds the lock on database "
+        f"{connection.alias!r}{waited}; try again when it has finished."
+    )

@@ -1,0 +1,501 @@
+"""Repair plans: each finding the evidence can settle becomes printable, executable steps.
+
+A plan is built from a fresh diagnosis taken under the repair lock, so every step relies on
+evidence that is still true when it runs. Steps never drop anything.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.migrations.recorder import MigrationRecorder
+from django.db.migrations.state import ProjectState
+from django.utils import timezone
+
+from ..classify import live_has, sql_literal
+from ..diagnose import Report
+from ..expected import Key, Obj, describe
+from ..findings import Finding
+from ..snapshot import Snapshot
+from ..snapshot.rows import recorder_table
+
+MANAGE = "python manage.py"
+REPAIRABLE = (
+    "table-exists",
+    "partially-applied",
+    "inconsistent-history",
+    "missing-schema",
+    "multiple-leaves",
+    "squash-partial",
+    "stale-record",
+    "squash-ready",
+)
+
+
+class Context:
+    """What steps need to compute SQL and run: the connection and rendered states."""
+
+    def __init__(self, snapshot: Snapshot):
+        self.snapshot = snapshot
+        self.connection: BaseDatabaseWrapper = snapshot.connection
+        self.loader = snapshot.graph.loader
+        self._states: dict[tuple[Key, ...], ProjectState] = {}
+
+    def state_before(self, key: Key) -> ProjectState:
+        parents = tuple(sorted(p.key for p in self.loader.graph.node_map[key].parents))
+        return self._state(parents)
+
+    def applied_state(self) -> ProjectState:
+        applied = tuple(
+            sorted(k for k in self.loader.applied_migrations if k in self.loader.graph.nodes)
+        )
+        return self._state(applied)
+
+    def _state(self, nodes: tuple[Key, ...]) -> ProjectState:
+        if nodes not in self._states:
+            if nodes:
+                state = self.loader.project_state(list(nodes), at_end=True)
+            else:
+                state = ProjectState(real_apps=self.loader.unmigrated_apps)
+            self._states[nodes] = state
+        return self._states[nodes].clone()
+
+
+@dataclass
+class Step:
+    kind: str
+    app: str | None
+    migration: str | None
+    title: str
+    reason: str
+    equivalent: str = ""
+    proven: bool = True
+    unproven_why: str = ""
+
+    writes_rows = False
+    writes_schema = False
+    writes_files = False
+
+    def sql(self, ctx: Context) -> list[str]:
+        return []
+
+    def apply(self, ctx: Context) -> None:
+        raise NotImplementedError
+
+    def as_dict(self, ctx: Context) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "app": self.app,
+            "migration": self.migration,
+            "title": self.title,
+            "reason": self.reason,
+            "proven": self.proven,
+            "sql": self.sql(ctx),
+            "django": self.equivalent,
+        }
+
+
+@dataclass
+class RecordRows(Step):
+    rows: list[Key] = field(default_factory=list)
+    writes_rows = True
+
+    def sql(self, ctx: Context) -> list[str]:
+        qn = ctx.connection.ops.quote_name
+        now = timezone.now().isoformat(sep=" ", timespec="seconds")
+        return [
+            f"INSERT INTO {qn(recorder_table())} ({qn('app')}, {qn('name')}, {qn('applied')}) "
+            f"VALUES ({sql_literal(a)}, {sql_literal(n)}, {sql_literal(now)});"
+            for a, n in self.rows
+        ]
+
+    def apply(self, ctx: Context) -> None:
+        MigrationRecorder(ctx.connection).ensure_schema()
+        manager = MigrationRecorder.Migration.objects.using(ctx.connection.alias)
+        for app, name in self.rows:
+            if not manager.filter(app=app, name=name).exists():
+                manager.create(app=app, name=name)
+
+
+@dataclass
+class DeleteRows(Step):
+    rows: list[Key] = field(default_factory=list)
+    writes_rows = True
+
+    def sql(self, ctx: Context) -> list[str]:
+        qn = ctx.connection.ops.quote_name
+        return [
+            f"DELETE FROM {qn(recorder_table())} WHERE {qn('app')} = {sql_literal(a)} "
+            f"AND {qn('name')} = {sql_literal(n)};"
+            for a, n in self.rows
+        ]
+
+    def apply(self, ctx: Context) -> None:
+        manager = MigrationRecorder.Migration.objects.using(ctx.connection.alias)
+        for app, name in self.rows:
+            manager.filter(app=app, name=name).delete()
+
+
+@dataclass
+class RunOperations(Step):
+    """Run some operations of a migration through the schema editor, as migrate would."""
+
+    key: Key = ("", "")
+    indexes: list[int] = field(default_factory=list)
+    writes_schema = True
+
+    def _run(self, ctx: Context, collect: bool) -> list[str]:
+        migration = ctx.loader.graph.nodes[self.key]
+        assert migration is not None
+        state = ctx.state_before(self.key)
+        connection = ctx.connection
+        collected: list[str] = []
+        atomic = migration.atomic and connection.features.can_rollback_ddl
+        if collect or atomic:
+            with connection.schema_editor(collect_sql=collect, atomic=atomic) as editor:
+                for i, op in enumerate(migration.operations):
+                    new_state = state.clone()
+                    op.state_forwards(self.key[0], new_state)
+                    if i in self.indexes:
+                        op.database_forwards(self.key[0], editor, state, new_state)
+                    state = new_state
+                collected = list(editor.collected_sql) if collect else []
+            return collected
+        # No transactional DDL (MySQL/MariaDB): one operation per schema editor, so an
+        # interruption leaves whole operations behind, which the next diagnosis sees.
+        for i, op in enumerate(migration.operations):
+            new_state = state.clone()
+            op.state_forwards(self.key[0], new_state)
+            if i in self.indexes:
+                with connection.schema_editor(atomic=False) as editor:
+                    op.database_forwards(self.key[0], editor, state, new_state)
+            state = new_state
+        return collected
+
+    def sql(self, ctx: Context) -> list[str]:
+        try:
+            return self._run(ctx, collect=True)
+        except Exception as exc:  # some operations cannot render SQL without running
+            return [f"-- SQL not available without running it: {exc}"]
+
+    def apply(self, ctx: Context) -> None:
+        self._run(ctx, collect=False)
+
+
+@dataclass
+class CreateMissing(Step):
+    """Re-create missing tables, columns and named constraints from the applied state."""
+
+    objects: list[Obj] = field(default_factory=list)
+    writes_schema = True
+
+    def _run(self, ctx: Context, collect: bool) -> list[str]:
+        rendered = ctx.applied_state().apps
+        owners: dict[str, Any] = {}  # table -> model (auto-created M2M tables included)
+        for model in rendered.get_models(include_auto_created=True):
+            owners[model._meta.db_table] = model
+        connection = ctx.connection
+        tables = {o[1] for o in self.objects if o[0] == "table"}
+        with connection.schema_editor(
+            collect_sql=collect, atomic=connection.features.can_rollback_ddl
+        ) as editor:
+            for obj in self.objects:
+                owner = owners.get(obj[1])
+                if owner is None:
+                    raise LookupError(f"no model in the applied state owns table {obj[1]}")
+                model = owner
+                if obj[0] == "table":
+                    # The table alone: its M2M tables are separate objects of the plan.
+                    sql, params = editor.table_sql(model)
+                    editor.execute(sql, params or None)
+                    editor.deferred_sql.extend(editor._model_indexes_sql(model))  # type: ignore[attr-defined]
+                elif obj[1] in tables:
+                    continue  # created with its table
+                elif obj[0] == "column":
+                    fld = next(f for f in model._meta.local_concrete_fields if f.column == obj[2])
+                    editor.add_field(model, fld)
+                else:
+                    index = next((i for i in model._meta.indexes if i.name == obj[2]), None)
+                    if index is not None:
+                        editor.add_index(model, index)
+                    else:
+                        constraint = next(c for c in model._meta.constraints if c.name == obj[2])
+                        editor.add_constraint(model, constraint)
+            return list(editor.collected_sql) if collect else []
+
+    def sql(self, ctx: Context) -> list[str]:
+        try:
+            return self._run(ctx, collect=True)
+        except Exception as exc:
+            return [f"-- SQL not available without running it: {exc}"]
+
+    def apply(self, ctx: Context) -> None:
+        self._run(ctx, collect=False)
+
+
+@dataclass
+class Plan:
+    database: str
+    vendor: str
+    steps: list[Step] = field(default_factory=list)
+    skipped: list[tuple[Finding, str]] = field(default_factory=list)
+    created: str = field(
+        default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat()
+    )
+
+    @property
+    def writes_rows(self) -> bool:
+        return any(s.writes_rows for s in self.steps)
+
+
+def _op_progress(
+    snapshot: Snapshot, key: Key
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Per operation of an unrecorded migration: (done, todo, mixed, opaque-unknown) indexes."""
+    effect = snapshot.expected.effects[key]
+    schema = snapshot.schema
+    done: list[int] = []
+    todo: list[int] = []
+    mixed: list[int] = []
+    for op in effect.operations:
+        checks = [live_has(schema, o) for o in op.creates]
+        checks += [not live_has(schema, o) for o in op.removes if schema.has_table(o[1])]
+        if not checks:
+            continue
+        if all(checks):
+            done.append(op.index)
+        elif any(checks):
+            mixed.append(op.index)
+        else:
+            todo.append(op.index)
+    last_done = max(done, default=-1)
+    unknown = [op.index for op in effect.operations if op.opaque and op.index > last_done]
+    return done, todo, mixed, unknown
+
+
+def build_plan(report: Report, only: set[str] | None = None) -> Plan:
+    """Steps for every repairable finding of `report` (restricted to `only` kinds if given)."""
+    snapshot = report.snapshot
+    assert snapshot is not None
+    plan = Plan(report.database, report.vendor)
+    gs = snapshot.graph
+    interlock = ""
+    if gs.load_errors:
+        e = gs.load_errors[0]
+        interlock = f"the migration module {e.module} does not load ({e.error})"
+    elif gs.missing_dependencies or gs.cycles:
+        interlock = "the migration graph could not be built completely"
+    elif gs.disabled_apps:
+        interlock = "MIGRATION_MODULES disables migrations for " + ", ".join(
+            sorted(gs.disabled_apps)
+        )
+    recorded_parent: set[Key] = set()
+    for finding in report.findings:
+        if only is not None and finding.kind not in only:
+            continue
+        if finding.kind not in REPAIRABLE:
+            continue
+        if finding.kind == "squash-ready" and (only is None or "squash-ready" not in only):
+            plan.skipped.append((finding, "source files change only with --only squash-ready"))
+            continue
+        steps, why = _steps_for(finding, snapshot, recorded_parent)
+        if why:
+            plan.skipped.append((finding, why))
+            continue
+        if interlock and any(s.writes_rows for s in steps):
+            plan.skipped.append(
+                (finding, f"refused: {interlock}; a half-loaded project must not change rows")
+            )
+            continue
+        for step in steps:
+            if not step.proven and not (only and finding.kind in only):
+                plan.skipped.append(
+                    (
+                        finding,
+                        f"not proven by evidence ({step.unproven_why}); ask for it "
+                        f"with --only {finding.kind}",
+                    )
+                )
+                break
+        else:
+            plan.steps.extend(steps)
+    return plan
+
+
+def _steps_for(
+    finding: Finding, snapshot: Snapshot, recorded_parent: set[Key]
+) -> tuple[list[Step], str]:
+    from .files import finalize_squash_step, merge_step
+
+    kind, app, name = finding.kind, finding.app, finding.migration
+    ev = finding.evidence
+    if kind == "stale-record":
+        assert app and name
+        return [
+            DeleteRows(
+                kind,
+                app,
+                name,
+                f"Delete the row of {app}.{name}",
+                "no migration file has that name and no squash replaces it",
+                finding.fix.commands[0] if finding.fix.commands else "",
+                rows=[(app, name)],
+            )
+        ], ""
+    if kind == "multiple-leaves":
+        assert app
+        return merge_step(finding, snapshot)
+    if kind == "squash-ready":
+        return finalize_squash_step(finding, snapshot)
+    if kind == "missing-schema":
+        assert app and name
+        effect = snapshot.expected.effects[(app, name)]
+        missing = [o for o in effect.creates if describe(o) in set(ev["missing"])]
+        return [
+            CreateMissing(
+                kind,
+                app,
+                name,
+                f"Re-create {', '.join(describe(o) for o in _top(missing))}",
+                f"{app}.{name} is recorded and created them; they are absent",
+                f"{MANAGE} sqlmigrate {app} {name}  # the statements for these objects",
+                objects=_top(missing),
+            )
+        ], ""
+    if kind == "table-exists":
+        assert app and name
+        effect = snapshot.expected.effects[(app, name)]
+        flag = "--fake-initial" if effect.initial else "--fake"
+        step = RecordRows(
+            kind,
+            app,
+            name,
+            f"Record {app}.{name} without running it",
+            "every table and column it creates is present: " + ", ".join(ev["present"][:6]),
+            f"{MANAGE} migrate {app} {name} {flag}",
+            rows=[(app, name)],
+        )
+        if effect.opaque:
+            step.proven = False
+            step.unproven_why = f"recording skips {', '.join(effect.opaque)}"
+        return [step], ""
+    if kind in ("partially-applied", "squash-partial"):
+        assert app and name
+        key = (app, name)
+        _, todo, mixed, unknown = _op_progress(snapshot, key)
+        if mixed:
+            return [], (
+                f"operation(s) {', '.join(map(str, mixed))} of {app}.{name} are themselves "
+                "half done; completing them is not safe: roll the present part back by hand"
+            )
+        migration = snapshot.graph.graph.nodes[key]
+        assert migration is not None
+        run = sorted(set(todo) | set(unknown))
+        rows = [key]
+        if kind == "squash-partial":
+            rows += snapshot.graph.loader.resolved_replaces(key)
+            rows = [r for r in rows if r not in snapshot.recorded]
+        steps: list[Step] = []
+        if run:
+            described = "; ".join(migration.operations[i].describe() for i in run)
+            run_step = RunOperations(
+                kind,
+                app,
+                name,
+                f"Run the missing operation(s) of {app}.{name}: {described}",
+                f"present: {', '.join(ev.get('present', [])) or 'nothing'}; "
+                f"missing: {', '.join(ev.get('missing', [])) or 'nothing checkable'}",
+                f"{MANAGE} sqlmigrate {app} {name}  # only these statements",
+                key=key,
+                indexes=run,
+            )
+            if unknown:
+                run_step.proven = False
+                run_step.unproven_why = (
+                    "whether its RunSQL/RunPython already ran cannot be checked"
+                )
+            steps.append(run_step)
+        steps.append(
+            RecordRows(
+                kind,
+                app,
+                name,
+                f"Record {', '.join(f'{a}.{n}' for a, n in rows)}",
+                "its schema is complete once the operations above ran",
+                f"{MANAGE} migrate {app} {name} --fake",
+                rows=rows,
+            )
+        )
+        return steps, ""
+    if kind == "inconsistent-history":
+        parent_label = str(ev["not_recorded"])
+        papp, _, pname = parent_label.partition(".")
+        parent = (papp, pname)
+        if parent in recorded_parent:
+            return [], ""  # one plan records a dependency once, for all its dependents
+        recorded_parent.add(parent)
+        state = ev["dependency_schema"]
+        record = RecordRows(
+            kind,
+            papp,
+            pname,
+            f"Record {parent_label}",
+            f"{app}.{name} depends on it and is recorded",
+            "INSERT the row (Django's migrate refuses to run while the history is inconsistent)",
+            rows=[parent],
+        )
+        if state == "present":
+            record.reason = f"its schema is present, and {app}.{name} depends on it"
+            return [record], ""
+        graph = snapshot.graph.graph
+        unapplied_parents = [
+            p.key
+            for p in graph.node_map[parent].parents
+            if p.key not in snapshot.graph.loader.applied_migrations
+        ]
+        if unapplied_parents:
+            return [], (
+                f"{parent_label} itself depends on unapplied "
+                f"{', '.join(f'{a}.{n}' for a, n in unapplied_parents)}: migrate those first"
+            )
+        if state == "partial":
+            _, todo, mixed, unknown = _op_progress(snapshot, parent)
+            if mixed:
+                return [], f"{parent_label} is half applied inside an operation"
+            run = sorted(set(todo) | set(unknown))
+        else:
+            migration = graph.nodes[parent]
+            assert migration is not None
+            run = list(range(len(migration.operations)))
+            unknown = [
+                op.index for op in snapshot.expected.effects[parent].operations if op.opaque
+            ]
+        apply = RunOperations(
+            kind,
+            papp,
+            pname,
+            f"Apply {parent_label} for real (un-record {app}.{name}, apply, re-record: its "
+            "row stays as it is)",
+            f"{parent_label}'s schema is {state}",
+            f"{MANAGE} migrate {papp} {pname}",
+            key=parent,
+            indexes=run,
+        )
+        if unknown:
+            apply.proven = False
+            apply.unproven_why = "it runs RunSQL/RunPython whose effect cannot be checked"
+        return [apply, record], ""
+    return [], "no automatic repair"
+
+
+def _top(objs: list[Obj]) -> list[Obj]:
+    """A missing table stands for its columns and constraints."""
+    tables = {o[1] for o in objs if o[0] == "table"}
+    return [o for o in objs if o[0] == "table" or o[1] not in tables]
+
+
+def applied_now() -> datetime.datetime:
+    return timezone.now()
