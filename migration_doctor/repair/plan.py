@@ -310,6 +310,7 @@ def build_plan(report: Report, only: set[str] | None = None) -> Plan:
                 (finding, f"refused: {interlock}; a half-loaded project must not change rows")
             )
             continue
+        steps = _without_repeats(steps, plan.steps)
         for step in steps:
             if not step.proven and not (only and finding.kind in only):
                 plan.skipped.append(
@@ -489,6 +490,21 @@ def _steps_for(
             apply.unproven_why = "it runs RunSQL/RunPython whose effect cannot be checked"
         return [apply, record], ""
     return [], "no automatic repair"
+
+
+def _without_repeats(steps: list[Step], earlier: list[Step]) -> list[Step]:
+    """A row is recorded once per plan, whichever findings ask for it (table-exists of a
+    migration and the inconsistent-history of its dependents, say)."""
+    done = {row for s in earlier if isinstance(s, RecordRows) for row in s.rows}
+    kept: list[Step] = []
+    for step in steps:
+        if isinstance(step, RecordRows):
+            step.rows = [r for r in step.rows if r not in done]
+            if not step.rows:
+                continue
+            done.update(step.rows)
+        kept.append(step)
+    return kept
 
 
 def _top(objs: list[Obj]) -> list[Obj]:
