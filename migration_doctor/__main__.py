@@ -20,6 +20,7 @@ import os
 import sys
 import textwrap
 import threading
+import traceback
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -28,6 +29,7 @@ from .traps import DEFAULT_TIMEOUT, WatchOutcome, watch_project
 
 WIDTH = 100
 _EMIT = threading.Lock()
+_STDERR: IO[str] = sys.__stderr__ or sys.stderr
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -126,13 +128,13 @@ def emit(outcome: WatchOutcome, fmt: str, out: IO[str]) -> NoReturn:
             faulthandler.cancel_dump_traceback_later()
             if fmt == "json":
                 out.write(json.dumps(outcome.as_dict(), indent=2, default=str) + "\n")
-            else:
+            elif not outcome.settings_error:
                 out.write(render_text(outcome))
             out.flush()
             problem = outcome.settings_error or outcome.problem
             if problem and outcome.status == 2:
-                sys.__stderr__.write(f"migration_doctor: {problem}\n")  # type: ignore[union-attr]
-            sys.__stderr__.flush()  # type: ignore[union-attr]
+                _STDERR.write(f"migration_doctor: {problem}\n")
+            _STDERR.flush()
         finally:
             os._exit(outcome.status)
 
@@ -156,12 +158,19 @@ def main(argv: list[str] | None = None) -> NoReturn:
     # Whatever the project prints while it is imported goes to stderr: stdout is the report.
     sys.stdout = sys.stderr
     # Last resort if the import holds the GIL forever: dump every thread's stack and exit.
-    faulthandler.dump_traceback_later(args.timeout + 3, exit=True, file=sys.__stderr__)
-    outcome = watch_project(
-        args.settings,
-        timeout=args.timeout,
-        on_timeout=lambda o: emit(o, args.format, out),
-    )
+    faulthandler.dump_traceback_later(args.timeout + 3, exit=True, file=_STDERR)
+    try:
+        outcome = watch_project(
+            args.settings,
+            timeout=args.timeout,
+            on_timeout=lambda o: emit(o, args.format, out),
+        )
+    except KeyboardInterrupt:
+        os._exit(130)  # a plain exit would wait for the project's non-daemon threads
+    except BaseException:
+        traceback.print_exc(file=_STDERR)
+        _STDERR.flush()
+        os._exit(2)
     emit(outcome, args.format, out)
 
 

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import django
 from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS
 
+from .baseline import mark_known, read_baseline
 from .classify import classify
+from .conf import DoctorSettings, doctor_settings
 from .drift import schema_drift
 from .findings import Finding, Severity
 from .modelcheck import model_changes
 from .snapshot import DoctorError, Snapshot, take_snapshot
+from .traps import ImportWatch
 
 SEVERITY_ORDER = {"error": Severity.ERROR, "warning": Severity.WARNING, "info": Severity.INFO}
+# Before a deploy these fail too: a recorded migration whose file the release removed, and
+# models the release changed without a migration.
+DEPLOY_BLOCKERS = {"stale-record", "model-changes"}
 
 
 @dataclass
@@ -25,6 +32,9 @@ class Report:
     findings: list[Finding]
     queries: int
     snapshot: Snapshot | None = field(default=None, repr=False)
+    # What `migrate` would apply, in order ("app.name").
+    pending: list[str] = field(default_factory=list)
+    deploy: bool = False
 
     def of_severity(self, severity: Severity) -> list[Finding]:
         return [f for f in self.findings if f.severity == severity]
@@ -59,9 +69,14 @@ class Report:
         if fail_on == "never":
             return False
         threshold = SEVERITY_ORDER[fail_on]
-        return any(f.severity >= threshold for f in self.findings)
+        return any(
+            not f.known
+            and (f.severity >= threshold or (self.deploy and f.kind in DEPLOY_BLOCKERS))
+            for f in self.findings
+        )
 
     def as_dict(self) -> dict[str, object]:
+        extra: dict[str, object] = {"pending": self.pending} if self.deploy else {}
         return {
             "version": 1,
             "database": self.database,
@@ -73,6 +88,7 @@ class Report:
                 "infos": len(self.infos),
             },
             "findings": [f.as_dict() for f in self.findings],
+            **extra,
         }
 
 
@@ -86,8 +102,40 @@ def check_app_labels(app_labels: Iterable[str]) -> list[str]:
     return labels
 
 
+def migrated_aliases() -> list[str]:
+    """Aliases that routers allow migrations on, for at least one installed app."""
+    from django.db import connections, router
+
+    return [
+        alias
+        for alias in connections
+        if any(router.allow_migrate(alias, c.label) for c in apps.get_app_configs())
+    ]
+
+
 def _sort_key(f: Finding) -> tuple[int, str, str, str]:
     return (-int(f.severity), f.app or "", f.migration or "", f.kind)
+
+
+def _ignored(finding: Finding, conf: DoctorSettings) -> bool:
+    if finding.app and finding.app in conf.ignore_apps:
+        return True
+    table = finding.evidence.get("table")
+    return isinstance(table, str) and conf.table_ignored(table)
+
+
+def _apply_settings(findings: list[Finding], conf: DoctorSettings) -> list[Finding]:
+    kept = []
+    for finding in findings:
+        if _ignored(finding, conf):
+            continue
+        if finding.kind == "untracked-table":
+            tables = [t for t in finding.evidence["tables"] if not conf.table_ignored(t["table"])]
+            if not tables:
+                continue
+            finding.evidence["tables"] = tables
+        kept.append(finding)
+    return kept
 
 
 def diagnose(
@@ -95,21 +143,49 @@ def diagnose(
     app_labels: Iterable[str] = (),
     *,
     models: bool = True,
+    baseline: Path | None = None,
+    deploy: bool = False,
+    import_watch: ImportWatch | None = None,
 ) -> Report:
-    """Read the three sources of truth for `database` and name every disagreement."""
+    """Read the three sources of truth for `database` and name every disagreement.
+
+    `baseline` (or MIGRATION_DOCTOR["BASELINE"]) marks findings already known; `deploy`
+    makes stale rows and unmigrated model changes fail too, and lists what migrate applies.
+    `import_watch`, started by the caller beforehand, adds the import-time traps it found.
+    """
     labels = check_app_labels(app_labels)
-    snapshot = take_snapshot(database)
+    conf = doctor_settings()
+    try:
+        snapshot = take_snapshot(database)
+    except BaseException:
+        if import_watch is not None:
+            import_watch.close()
+        raise
     findings = classify(snapshot)
     changed = model_changes(snapshot) if models else []
     findings += changed
     findings += schema_drift(snapshot, skip_apps={f.app for f in changed if f.app})
+    if import_watch is not None:
+        findings += import_watch.result()
+    findings = _apply_settings(findings, conf)
     if labels:
         findings = [f for f in findings if f.app in labels]
+    baseline = baseline or conf.baseline
+    if baseline is not None:
+        mark_known(findings, read_baseline(baseline))
     findings.sort(key=_sort_key)
+    applied = set(snapshot.graph.loader.applied_migrations)
+    pending = [
+        f"{a}.{n}"
+        for a, n in snapshot.expected.plan
+        if (a, n) not in applied and (not labels or a in labels)
+    ]
     return Report(
         database=database,
         vendor=snapshot.vendor,
         findings=findings,
         queries=len(snapshot.queries),
         snapshot=snapshot,
+        pending=pending,
+        deploy=deploy,
     )

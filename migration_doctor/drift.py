@@ -9,6 +9,7 @@ never guessed: a false positive here would teach people to ignore the doctor.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from django.apps import apps
@@ -63,6 +64,7 @@ _SQLITE_KNOWN = {
 }  # fmt: skip
 
 
+@lru_cache(maxsize=1024)  # a pure function called per column, with few distinct spellings
 def canonical_type(vendor: str, spelled: str) -> str | None:
     """A comparable spelling of a column type, or None when the doctor does not know it."""
     t = _SPACES.sub(" ", spelled.strip().lower())

@@ -103,6 +103,8 @@ class Finding:
     fix: Fix = Fix("")
     # Only for kinds with `other_ids`: the severity the evidence calls for.
     level: Severity | None = None
+    # In the baseline: reported, but it does not fail the run.
+    known: bool = False
 
     def __post_init__(self) -> None:
         kind = KINDS.get(self.kind)
@@ -137,4 +139,5 @@ class Finding:
             "message": self.message,
             "evidence": self.evidence,
             "fix": self.fix.as_dict(),
+            "known": self.known,
         }

@@ -7,7 +7,7 @@ from typing import Any
 from django.apps import apps
 from django.db.migrations.autodetector import MigrationAutodetector
 from django.db.migrations.questioner import MigrationQuestioner
-from django.db.migrations.state import ProjectState
+from django.db.migrations.state import ModelState, ProjectState
 
 from .findings import Finding, Fix
 from .snapshot import Snapshot
@@ -33,10 +33,13 @@ def model_changes(snapshot: Snapshot) -> list[Finding]:
     gs = snapshot.graph
     if gs.load_errors or gs.missing_dependencies or gs.cycles:
         return []  # the state is incomplete: every model would look new
+    current = ProjectState.from_apps(apps)
+    if unchanged(snapshot.expected.state, current):
+        return []  # what the autodetector would conclude, without its cost
     questioner = RecordingQuestioner()
     autodetector = MigrationAutodetector(
         snapshot.expected.state.clone(),
-        ProjectState.from_apps(apps),
+        current,
         questioner,
     )
     changes = autodetector.changes(graph=gs.graph)
@@ -65,6 +68,50 @@ def model_changes(snapshot: Snapshot) -> list[Finding]:
             )
         )
     return findings
+
+
+# Options the autodetector never reads for a model that exists on both sides: `abstract`
+# (ModelState.from_model keeps an inherited `abstract = False`, migrations usually do not) and
+# `swappable` (only orders newly created models).
+_IGNORED_OPTIONS = frozenset({"abstract", "swappable"})
+
+
+def unchanged(old: ProjectState, new: ProjectState) -> bool:
+    """True only when `makemigrations` is certain to find nothing between the two states.
+
+    The autodetector compares, for models present on both sides, the fields' deconstruction,
+    the options and the managers, and creates or deletes the models present on one side
+    only (managed models of unmigrated apps excepted). When all of that is equal it returns
+    no change, so the doctor skips it: most of its cost is deep-deconstructing every field
+    and index of both states. Anything different, even in a way the autodetector would
+    ignore, answers False and the autodetector decides.
+    """
+    real = old.real_apps
+
+    def relevant(state: ProjectState) -> dict[tuple[str, str], ModelState]:
+        return {
+            key: ms
+            for key, ms in state.models.items()
+            if not (key[0] in real and ms.options.get("managed", True))
+        }
+
+    before, after = relevant(old), relevant(new)
+    if before.keys() != after.keys():
+        return False
+    for key, a in before.items():
+        b = after[key]
+        if a.managers != b.managers or _options(a) != _options(b):
+            return False
+        if a.fields.keys() != b.fields.keys():
+            return False
+        for name, field in a.fields.items():
+            if field.deconstruct()[1:] != b.fields[name].deconstruct()[1:]:
+                return False
+    return True
+
+
+def _options(ms: ModelState) -> dict[str, Any]:
+    return {k: v for k, v in ms.options.items() if k not in _IGNORED_OPTIONS}
 
 
 def _models(app: str) -> set[tuple[str, str]]:

@@ -140,9 +140,10 @@ def blame(stack: Sequence[Frame]) -> Frame | None:
 
 
 def user_stack(stack: Sequence[Frame], limit: int = 8) -> list[str]:
-    """The project's frames, outermost first: how the import reached the culprit."""
+    """The project's frames, outermost first: how the import reached the culprit. Empty
+    when there is only one (file and line already say it)."""
     frames = [f.short() for f in reversed(stack) if f.origin == "user"]
-    return frames[-limit:]
+    return frames[-limit:] if len(frames) > 1 else []
 
 
 # -- what the hooks record ------------------------------------------------------------------
@@ -284,7 +285,7 @@ class Watcher:
         from django.db.backends.utils import CursorWrapper
 
         watcher = self
-        run_sql = CursorWrapper._execute_with_wrappers
+        run_sql = CursorWrapper.__dict__["_execute_with_wrappers"]
         connect = BaseDatabaseWrapper.ensure_connection
         thread_init = threading.Thread.__init__
         thread_start = threading.Thread.start
@@ -513,7 +514,9 @@ def _query_fix(frame: Frame | None, phase: str) -> str:
 
 def _query_finding(group: list[Query], crashed: bool, settings_module: str | None) -> Finding:
     failed = [q for q in group if q.failed]
-    shown = failed[0] if failed else group[0]
+    # The failed statement, else the first that names a table (connecting runs the backend's
+    # own setup statements, such as MySQL's SELECT @@SQL_AUTO_IS_NULL, from the same line).
+    shown = failed[0] if failed else next((q for q in group if tables_in(q.sql)), group[0])
     frame = blame(shown.stack)
     module = frame.module if frame else None
     tables = tables_in(shown.sql)
@@ -730,13 +733,13 @@ def findings_of(
     for s in watcher.live_threads() if threads is None else threads:
         started = blame(s.stack)
         created = blame(s.created) if s.created else None
-        key = (
+        place = (
             started.file if started else "",
             started.line if started else 0,
             created.file if created else "",
             created.line if created else 0,
         )
-        by_start.setdefault(key, []).append(s)
+        by_start.setdefault(place, []).append(s)
     findings += [_thread_finding(group, settings_module) for group in by_start.values()]
     findings.sort(key=_sort_key)
     return findings
@@ -744,7 +747,8 @@ def findings_of(
 
 def describe_crash(exc: BaseException) -> str:
     frame = blame(traceback_stack(exc.__traceback__))
-    at = f" ({frame.file}, line {frame.line})" if frame else ""
+    shown = frame is not None and frame.origin in ("user", "third-party")
+    at = f" ({frame.file}, line {frame.line})" if frame and shown else ""
     return f"{type(exc).__name__}: {_describe_error(exc)}{at}"
 
 
@@ -867,7 +871,7 @@ def watch_project(
                 watcher.stage = "urlconf"
                 if urlconf:
                     import_urlconf()
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # sys.exit() at import stops it too
                 crash = exc
             threads = watcher.live_threads()
     finally:
@@ -989,8 +993,9 @@ class ImportWatch:
         env["PYTHONPATH"] = _child_path()
         env["DJANGO_SETTINGS_MODULE"] = self.settings_module
         env.pop("RUN_MAIN", None)  # never let the child believe it is a reloader process
-        self._out = tempfile.TemporaryFile()  # files, not pipes: a chatty child never blocks
-        self._err = tempfile.TemporaryFile()
+        # Files, not pipes: a chatty child never blocks. Closed by result() / close().
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115
         self._started = time.monotonic()
         try:
             self._proc = subprocess.Popen(

@@ -99,7 +99,9 @@ def fresh_db(django_db_blocker: Any, tmp_path: Path) -> Iterator[str]:
     alias = f"doctor{n}"
     name = f"md_{uuid.uuid4().hex[:12]}"
     if BACKEND == "sqlite":
-        cfg = _server_config(str(tmp_path / f"{name}.sqlite3"))
+        path = tmp_path / f"{name}.sqlite3"
+        path.touch()  # an empty file is an empty database; the doctor never creates one
+        cfg = _server_config(str(path))
     else:
         try:
             if BACKEND == "postgres":

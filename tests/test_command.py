@@ -41,7 +41,7 @@ def test_json_contract(fresh_db):
     assert data["summary"] == {"errors": 1, "warnings": 1, "infos": 1}
     first = data["findings"][0]
     assert set(first) == {
-        "id", "kind", "severity", "app", "migration", "message", "evidence", "fix",
+        "id", "kind", "severity", "app", "migration", "message", "evidence", "fix", "known",
     }  # fmt: skip
     assert first["kind"] == "table-exists" and first["id"] == "migration_doctor.E001"
     assert first["migration"] == "0002_order_note"
@@ -104,9 +104,12 @@ def test_unreachable_server_is_one_line(django_db_blocker):
     with django_db_blocker.unblock():
         add_alias("unreachable", cfg)
         try:
-            with pytest.raises(
-                CommandError, match="Cannot connect to database 'unreachable'"
-            ) as e:
+            expected = (
+                "SQLite database file /nonexistent/dir/db.sqlite3 does not exist"
+                if BACKEND == "sqlite"
+                else "Cannot connect to database 'unreachable'"
+            )
+            with pytest.raises(CommandError, match=expected) as e:
                 call_command("migration_doctor", database="unreachable")
         finally:
             remove_alias("unreachable")
@@ -133,3 +136,133 @@ def test_manage_py_exit_statuses_and_stderr(tmp_path):
     ok = subprocess.run([*manage, "migration_doctor"], env=env, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "0 errors, 0 warnings, 0 infos" in ok.stdout
+
+
+def test_deploy_lists_pending_and_fails_on_stale_rows(fresh_db):
+    h.migrate(fresh_db, "catalog", "0002_tags")
+    status, out = run(fresh_db, "--deploy")
+    assert status == 0, out
+    assert "migrate will apply" in out
+    assert "  catalog.0003_product_sku_stock" in out.splitlines()
+    data = json.loads(run(fresh_db, "--deploy", "--format", "json")[1])
+    assert "catalog.0003_product_sku_stock" in data["pending"]
+    h.record(fresh_db, "catalog", "0009_removed_by_the_release")
+    assert run(fresh_db)[0] == 0  # a warning normally
+    assert run(fresh_db, "--deploy")[0] == 1  # a blocker before a deploy
+
+
+def test_deploy_fails_when_migrate_would_fail(fresh_db):
+    h.migrate(fresh_db)
+    h.unrecord(fresh_db, "orders", "0002_order_note")
+    h.unrecord(fresh_db, "orders", "0003_order_default_notes")
+    status, out = run(fresh_db, "--deploy")
+    assert status == 1
+    assert "orders.0002_order_note" in out and "E001 table-exists" in out
+
+
+def test_baseline_adopts_known_findings(fresh_db, tmp_path):
+    h.migrate(fresh_db)
+    h.unrecord(fresh_db, "orders", "0002_order_note")
+    h.unrecord(fresh_db, "orders", "0003_order_default_notes")
+    baseline = tmp_path / "baseline.json"
+    status, out = run(fresh_db, "--write-baseline", str(baseline))
+    assert status == 0 and str(baseline) in out
+    status, out = run(fresh_db, "--baseline", str(baseline))
+    assert status == 0, out
+    assert "(known, in the baseline)" in out
+    data = json.loads(run(fresh_db, "--baseline", str(baseline), "--format", "json")[1])
+    assert [f["known"] for f in data["findings"] if f["kind"] == "table-exists"] == [True]
+    h.unrecord(fresh_db, "catalog", "0003_product_sku_stock")  # something new
+    assert run(fresh_db, "--baseline", str(baseline))[0] == 1
+
+
+def test_ignore_tables_and_apps_setting(fresh_db, settings):
+    h.migrate(fresh_db)
+    h.sql(fresh_db, f"CREATE TABLE {h.qn(fresh_db, 'postgis_spatial_ref')} (id integer)")
+    h.sql(fresh_db, f"CREATE TABLE {h.qn(fresh_db, 'keep_me')} (id integer)")
+    h.record(fresh_db, "orders", "0009_gone")
+    settings.MIGRATION_DOCTOR = {"IGNORE_TABLES": ["postgis_*"], "IGNORE_APPS": ["orders"]}
+    data = json.loads(run(fresh_db, "--format", "json")[1])
+    kinds = {(f["kind"], f["app"]) for f in data["findings"]}
+    assert ("stale-record", "orders") not in kinds
+    [untracked] = [f for f in data["findings"] if f["kind"] == "untracked-table"]
+    assert [t["table"] for t in untracked["evidence"]["tables"]] == ["keep_me"]
+    settings.MIGRATION_DOCTOR = {"IGNORE_TABLE": []}
+    with pytest.raises(Exception, match="Unknown MIGRATION_DOCTOR key"):
+        run(fresh_db)
+
+
+def test_compare_two_databases(fresh_db, django_db_blocker, tmp_path):
+    """Staging against production: different histories and different schema."""
+    from django.db import connections
+
+    other = "cmp_" + fresh_db
+    cfg = dict(connections.settings[fresh_db])
+    h.migrate(fresh_db)
+    second = _second_database(fresh_db, tmp_path)
+    add_alias(other, {**cfg, "NAME": second})
+    try:
+        h.migrate(other, "catalog", "0002_tags")
+        h.remove_field(fresh_db, "catalog.Category", "slug")
+        status, out = run(fresh_db, "--compare", other)
+        assert status == 1
+        assert f"Recorded only in '{fresh_db}'" in out
+        assert "  catalog.0003_product_sku_stock" in out.splitlines()
+        data = json.loads(run(fresh_db, "--compare", other, "--format", "json")[1])
+        assert "catalog.0003_product_sku_stock" in data["only_in"][fresh_db]
+        [schema] = data["schema"]
+        assert schema["migration"] == "catalog.0001_initial"
+        assert schema[f"missing_in_{fresh_db}"] == ["column catalog_category.slug"]
+        assert schema[f"missing_in_{other}"] == []
+        assert run(other, "--compare", other)[0] == 0
+    finally:
+        remove_alias(other)
+        _drop_second_database(second)
+
+
+def _second_database(alias: str, tmp_path: Path) -> str:
+    from .conftest import _admin_execute
+
+    if BACKEND == "sqlite":
+        return str(tmp_path / "second.sqlite3")
+    name = "md_cmp_" + alias
+    if BACKEND == "postgres":
+        _admin_execute(f'CREATE DATABASE "{name}"')
+    else:
+        _admin_execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    return name
+
+
+def _drop_second_database(name: str) -> None:
+    from .conftest import _admin_execute
+
+    if BACKEND == "postgres":
+        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    elif BACKEND == "mysql":
+        _admin_execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+class OnlyOn:
+    """A router that allows migrations on one alias only."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+
+    def allow_migrate(self, db, app_label, **hints):
+        return db == self.alias
+
+
+def test_all_databases_reports_each_migrated_alias(fresh_db, settings):
+    h.migrate(fresh_db)
+    h.unrecord(fresh_db, "catalog", "0003_product_sku_stock")
+    from django.db import router
+
+    routers = router.routers
+    router.routers = [OnlyOn(fresh_db)]
+    try:
+        data = json.loads(run(fresh_db, "--all-databases", "--format", "json")[1])
+        assert [d["database"] for d in data] == [fresh_db]  # "default" takes no migrations
+        assert data[0]["summary"]["errors"] == 1
+        assert run(fresh_db, "--all-databases")[0] == 1
+    finally:
+        router.routers = routers

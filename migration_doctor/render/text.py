@@ -21,10 +21,12 @@ def _plural(n: int, word: str) -> str:
 
 
 def summary_line(report: Report) -> str:
+    known = sum(f.known for f in report.findings)
     return (
         f"migration_doctor: database {report.database!r} ({report.vendor}): "
         f"{_plural(len(report.errors), 'error')}, {_plural(len(report.warnings), 'warning')}, "
         f"{_plural(len(report.infos), 'info')}"
+        + (f" ({known} known, in the baseline)" if known else "")
     )
 
 
@@ -84,6 +86,13 @@ def render_text(
     elif worst is None or worst == Severity.INFO:
         head.stylize("green")
     console.print(head)
+    if report.deploy:
+        if report.pending:
+            console.print(f"migrate will apply {_plural(len(report.pending), 'migration')}:")
+            for name in report.pending:
+                console.print(f"  {name}", soft_wrap=True)
+        else:
+            console.print("migrate has nothing to apply.")
     if not report.findings:
         console.print("No findings: rows, migration files and schema agree.")
         return buffer.getvalue()
@@ -102,6 +111,8 @@ def render_text(
             line.append(f"{code} {finding.kind}", style=_STYLE[finding.severity])
             if finding.migration:
                 line.append(f"  {finding.target}")
+            if finding.known:
+                line.append("  (known, in the baseline)", style="dim")
             console.print(line)
             console.print(_indented(Text(finding.message), 4, width), soft_wrap=True)
             if verbosity >= 1:

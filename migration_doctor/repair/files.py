@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import io
 import sys
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from django.db.migrations import operations as ops
 from ..expected import Key
 from ..findings import Finding
 from ..snapshot import Snapshot
-from .plan import MANAGE, Context, Step
+from .plan import MANAGE, Context, RecordRows, Step
 
 
 def _touched(snapshot: Snapshot, branch: list[Key]) -> set[tuple[str, str, str]]:
@@ -46,6 +47,7 @@ class WriteMerge(Step):
         call_command(
             "makemigrations", self.app, merge=True, interactive=False, stdout=io.StringIO()
         )
+        importlib.invalidate_caches()  # the diagnosis after the repair imports the new file
 
 
 def merge_step(finding: Finding, snapshot: Snapshot) -> tuple[list[Step], str]:
@@ -81,11 +83,16 @@ def merge_step(finding: Finding, snapshot: Snapshot) -> tuple[list[Step], str]:
     ], ""
 
 
-def _module_file(snapshot: Snapshot, key: Key) -> Path | None:
+def _module_name(snapshot: Snapshot, key: Key) -> str | None:
     migration = snapshot.graph.loader.disk_migrations.get(key)
-    if migration is None:
+    return None if migration is None else type(migration).__module__
+
+
+def _module_file(snapshot: Snapshot, key: Key) -> Path | None:
+    name = _module_name(snapshot, key)
+    if name is None:
         return None
-    module = sys.modules.get(type(migration).__module__)
+    module = sys.modules.get(name)
     path = getattr(module, "__file__", None)
     return Path(path) if path else None
 
@@ -97,9 +104,14 @@ def remove_replaces(source: str) -> str:
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef) and node.name == "Migration":
             for stmt in node.body:
-                if isinstance(stmt, ast.Assign) and any(
-                    isinstance(t, ast.Name) and t.id == "replaces" for t in stmt.targets
-                ):
+                targets = (
+                    stmt.targets
+                    if isinstance(stmt, ast.Assign)
+                    else [stmt.target]
+                    if isinstance(stmt, ast.AnnAssign)
+                    else []
+                )
+                if any(isinstance(t, ast.Name) and t.id == "replaces" for t in targets):
                     start, end = stmt.lineno - 1, stmt.end_lineno or stmt.lineno
                     return "".join(lines[:start] + lines[end:])
     return source
@@ -109,6 +121,8 @@ def remove_replaces(source: str) -> str:
 class FinalizeSquash(Step):
     delete: list[str] = field(default_factory=list)
     squash_file: str = ""
+    # Modules whose files change or go: imported copies must not outlive them.
+    modules: list[str] = field(default_factory=list)
     writes_files = True
 
     def sql(self, ctx: Context) -> list[str]:
@@ -121,6 +135,11 @@ class FinalizeSquash(Step):
         path.write_text(remove_replaces(path.read_text()))
         for p in self.delete:
             Path(p).unlink(missing_ok=True)
+        # Otherwise every later load in this process (the diagnosis printed after the
+        # repair, a `migrate` in the same process) still sees `replaces`.
+        for name in self.modules:
+            sys.modules.pop(name, None)
+        importlib.invalidate_caches()
 
 
 def finalize_squash_step(finding: Finding, snapshot: Snapshot) -> tuple[list[Step], str]:
@@ -141,8 +160,12 @@ def finalize_squash_step(finding: Finding, snapshot: Snapshot) -> tuple[list[Ste
     squash_file = _module_file(snapshot, key)
     if squash_file is None:
         return [], f"the file of {app}.{name} was not found"
+    source = squash_file.read_text()
+    if remove_replaces(source) == source:
+        return [], f"no `replaces = [...]` statement found in {squash_file} to remove"
     files = [str(p) for p in (_module_file(snapshot, k) for k in sorted(replaced)) if p]
-    return [
+    modules = [m for m in (_module_name(snapshot, k) for k in [key, *sorted(replaced)]) if m]
+    steps: list[Step] = [
         FinalizeSquash(
             "squash-ready",
             app,
@@ -153,5 +176,23 @@ def finalize_squash_step(finding: Finding, snapshot: Snapshot) -> tuple[list[Ste
             "(by hand: delete the files, edit `replaces` out)",
             delete=files,
             squash_file=str(squash_file),
+            modules=modules,
         )
-    ], ""
+    ]
+    if key not in snapshot.recorded:
+        # Django counts the squash as applied (everything it replaces is recorded) and
+        # records it on the next `migrate`. Without `replaces` it is an ordinary migration:
+        # unrecorded, `migrate` would run its operations again on existing tables.
+        steps.append(
+            RecordRows(
+                "squash-ready",
+                app,
+                name,
+                f"Record {app}.{name}",
+                "everything it replaces is recorded; once it is a normal migration, its own "
+                "row is what says it is applied",
+                f"{MANAGE} migrate {app}  # before the files change: Django records the squash",
+                rows=[key],
+            )
+        )
+    return steps, ""

@@ -48,6 +48,13 @@ def get_connection(alias: str = DEFAULT_DB_ALIAS) -> BaseDatabaseWrapper:
         known = ", ".join(sorted(connections.settings))
         raise DoctorError(f"Unknown database alias {alias!r} (DATABASES has: {known}).")
     connection = connections[alias]
+    name = str(connection.settings_dict.get("NAME") or "")
+    if connection.vendor == "sqlite" and not connection.is_in_memory_db() and name:  # type: ignore[attr-defined]
+        from pathlib import Path
+
+        if not name.startswith("file:") and not Path(name).exists():
+            # Opening it would create an empty file: diagnosis never writes.
+            raise DoctorError(f"SQLite database file {name} does not exist (alias {alias!r}).")
     try:
         connection.ensure_connection()
     except Exception as exc:

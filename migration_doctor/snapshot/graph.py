@@ -21,6 +21,8 @@ from django.db.migrations.graph import DummyNode, MigrationGraph
 from django.db.migrations.loader import MIGRATIONS_MODULE_NAME, MigrationLoader
 from django.db.migrations.migration import Migration
 
+from ..expected import no_cycle_collection
+
 Key = tuple[str, str]
 
 
@@ -81,6 +83,31 @@ def _module_file(package: Any, name: str) -> str | None:
         if candidate.exists():
             return str(candidate)
     return None
+
+
+class DoctorGraph(MigrationGraph):
+    """Django's graph; root_nodes/leaf_nodes(app) look at that app's nodes only.
+
+    Django's versions test every node of the project before checking its app, and the loader
+    asks for an app's roots once per `swappable_dependency` (`__first__`): with thousands of
+    migrations that was a visible part of loading. Same result, same order.
+    """
+
+    def root_nodes(self, app: str | None = None) -> list[Key]:
+        return sorted(
+            node
+            for node in self.nodes
+            if (not app or app == node[0])
+            and all(key[0] != node[0] for key in self.node_map[node].parents)
+        )
+
+    def leaf_nodes(self, app: str | None = None) -> list[Key]:
+        return sorted(
+            node
+            for node in self.nodes
+            if (not app or app == node[0])
+            and all(key[0] != node[0] for key in self.node_map[node].children)
+        )
 
 
 class DoctorLoader(MigrationLoader):
@@ -194,7 +221,7 @@ class DoctorLoader(MigrationLoader):
         self.load_disk()
         # Only membership matters to the graph code; the rows themselves stay in the snapshot.
         self.applied_migrations = dict.fromkeys(self._recorded)  # type: ignore[assignment]
-        self.graph = MigrationGraph()
+        self.graph = DoctorGraph()
         self.replacements = {}
         usable = {k: m for k, m in self.disk_migrations.items() if k not in self._excluded}
         for key, migration in usable.items():
@@ -262,6 +289,11 @@ def _cycle_keys(exc: CircularDependencyError) -> list[Key]:
 
 def load_graph(recorded: set[Key]) -> GraphSnapshot:
     """Load every migration file, build the graph, and keep going past what is broken."""
+    with no_cycle_collection():
+        return _load_graph(recorded)
+
+
+def _load_graph(recorded: set[Key]) -> GraphSnapshot:
     loader = DoctorLoader(recorded)
     loader.load_disk()
     missing: list[MissingDependency] = []

@@ -10,7 +10,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
-from migration_doctor.diagnose import Report, diagnose
+from migration_doctor.baseline import write_baseline
+from migration_doctor.compare import compare, render_comparison
+from migration_doctor.diagnose import Report, diagnose, migrated_aliases
 from migration_doctor.findings import KINDS
 from migration_doctor.render.json import render_json
 from migration_doctor.render.repair import render_outcome, render_plan
@@ -20,6 +22,13 @@ from migration_doctor.repair.backup import read_backup, restore, write_backup
 from migration_doctor.repair.lock import repair_lock
 from migration_doctor.repair.plan import REPAIRABLE, Step
 from migration_doctor.snapshot import DoctorError, get_connection
+from migration_doctor.traps import ImportWatch
+
+
+def _base_dir() -> Path:
+    from django.conf import settings
+
+    return Path(getattr(settings, "BASE_DIR", None) or Path.cwd())
 
 
 class Command(BaseCommand):
@@ -52,6 +61,42 @@ class Command(BaseCommand):
             default="error",
             help="Exit with status 1 when a finding at or above this severity exists "
             "(default: error). With --fix: what remains after the repair.",
+        )
+        parser.add_argument(
+            "--deploy",
+            action="store_true",
+            help="Pre-deploy gate: list what migrate will apply and fail when applying would "
+            "fail (also on stale rows and model changes without a migration).",
+        )
+        parser.add_argument(
+            "--skip-import-watch",
+            action="store_false",
+            dest="import_watch",
+            help="Do not import the project in a child process to look for import-time "
+            "queries and threads.",
+        )
+        parser.add_argument(
+            "--all-databases",
+            action="store_true",
+            help="Diagnose every alias in DATABASES that routers allow migrations on.",
+        )
+        parser.add_argument(
+            "--compare",
+            metavar="OTHER_ALIAS",
+            help="Compare the recorded history and schema of --database with OTHER_ALIAS.",
+        )
+        parser.add_argument(
+            "--baseline",
+            metavar="PATH",
+            help="Findings in this baseline file are reported as known and do not fail.",
+        )
+        parser.add_argument(
+            "--write-baseline",
+            metavar="PATH",
+            nargs="?",
+            const="",
+            help="Write the current findings to a baseline file (default: "
+            "<BASE_DIR>/migration_doctor_baseline.json) and exit 0.",
         )
         repair = parser.add_argument_group("repair")
         repair.add_argument(
@@ -102,18 +147,78 @@ class Command(BaseCommand):
             if options["restore"]:
                 self.restore(options)
                 return
+            if (options["dry_run"] or options["only"]) and not options["fix"]:
+                raise DoctorError("--dry-run and --only go with --fix.")
             if options["fix"]:
                 status = self.fix(options)
+            elif options["compare"]:
+                status = self.compare(options)
+            elif options["write_baseline"] is not None:
+                status = self.write_baseline(options)
+            elif options["all_databases"]:
+                status = self.all_databases(options)
             else:
-                if options["dry_run"] or options["only"]:
-                    raise DoctorError("--dry-run and --only go with --fix.")
-                report = diagnose(options["database"], options["app_label"])
+                report = self.diagnose(options["database"], options, watch=True)
                 self.render(report, options)
                 status = 1 if report.fails(options["fail_on"]) else 0
         except DoctorError as exc:
             raise CommandError(str(exc), returncode=2) from exc
         if status:
             sys.exit(status)
+
+    def diagnose(self, alias: str, options: dict[str, Any], watch: bool = False) -> Report:
+        # The project's import is watched in a child process while this one diagnoses.
+        import_watch = ImportWatch().start() if watch and options["import_watch"] else None
+        report = diagnose(
+            alias,
+            options["app_label"],
+            baseline=Path(options["baseline"]) if options["baseline"] else None,
+            deploy=options["deploy"],
+            import_watch=import_watch,
+        )
+        if import_watch is not None and import_watch.problem:
+            self.stderr.write(
+                f"note: the import-time watch did not complete: {import_watch.problem}"
+            )
+        return report
+
+    def compare(self, options: dict[str, Any]) -> int:
+        other = options["compare"]
+        get_connection(other)  # one clear line when the alias is wrong or unreachable
+        result = compare(options["database"], other)
+        if options["format"] == "json":
+            self.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n", ending="")
+        else:
+            self.stdout.write(render_comparison(result), ending="")
+        return 1 if result.differs else 0
+
+    def write_baseline(self, options: dict[str, Any]) -> int:
+        path = Path(options["write_baseline"] or (_base_dir() / "migration_doctor_baseline.json"))
+        report = diagnose(options["database"], options["app_label"])
+        count = write_baseline(path, report.findings)
+        self.stdout.write(f"Wrote {count} finding(s) of database {report.database!r} to {path}.")
+        return 0
+
+    def all_databases(self, options: dict[str, Any]) -> int:
+        worst = 0
+        reports: list[dict[str, Any]] = []
+        for alias in migrated_aliases():
+            try:
+                report = self.diagnose(alias, options)
+            except DoctorError as exc:
+                self.stderr.write(str(exc))
+                reports.append({"version": 1, "database": alias, "error": str(exc)})
+                worst = 2
+                continue
+            if options["format"] == "json":
+                reports.append(report.as_dict())
+            else:
+                self.render(report, options)
+                self.stdout.write("")
+            worst = max(worst, 1 if report.fails(options["fail_on"]) else 0)
+        if options["format"] == "json":
+            self.stdout.write(json.dumps(reports, indent=2, default=str) + "\n", ending="")
+        return worst
 
     # -- output ------------------------------------------------------------------------
 
