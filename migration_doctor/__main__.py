@@ -18,13 +18,12 @@ import faulthandler
 import json
 import os
 import sys
-import textwrap
 import threading
 import traceback
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, NoReturn
 
-from .findings import Finding, Severity
+from .findings import Severity
 from .traps import DEFAULT_TIMEOUT, WatchOutcome, watch_project
 
 WIDTH = 100
@@ -62,63 +61,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, dict) and set(value) == {"file", "line"}:
-        return f"{value['file']}, line {value['line']}"
-    if isinstance(value, list):
-        return " -> ".join(str(v) for v in value)
-    return str(value)
-
-
-def _wrap(text: str, indent: int) -> list[str]:
-    pad = " " * indent
-    return textwrap.wrap(
-        text,
-        width=WIDTH,
-        initial_indent=pad,
-        subsequent_indent=pad,
-        break_long_words=False,
-        break_on_hyphens=False,
-    ) or [pad.rstrip()]
-
-
 def render_text(outcome: WatchOutcome) -> str:
+    from .render.text import render_findings  # after the watch: keeps the child's start lean
+
     findings = outcome.findings
     errors = sum(1 for f in findings if f.severity == Severity.ERROR)
     warnings = sum(1 for f in findings if f.severity == Severity.WARNING)
-    lines = [
+    headline = (
         f"migration_doctor: import-time watch of {outcome.settings_module!r} "
         f"(database {outcome.database!r}, {outcome.vendor}): "
-        f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
-    ]
-    if not findings:
-        lines.append(
-            "No import-time queries or threads: importing the project runs no SQL and leaves "
-            "no non-daemon thread running."
-            if not outcome.problem
-            else "No import-time queries or threads before importing stopped."
-        )
-    groups: dict[str, list[Finding]] = {}
-    for finding in findings:
-        groups.setdefault(finding.app or "(project)", []).append(finding)
-    for app in sorted(groups, key=lambda a: (a == "(project)", a)):
-        lines += ["", app]
-        for finding in groups[app]:
-            lines.append(f"  {finding.id.rsplit('.', 1)[-1]} {finding.kind}")
-            lines += _wrap(finding.message, 4)
-            for key, value in finding.evidence.items():
-                if value in (None, [], {}, ""):
-                    continue
-                lines += _wrap(f"{key.replace('_', ' ')}: {_value(value)}", 4)
-            lines += _wrap("fix: " + finding.fix.summary, 4)
-            lines += [f"      $ {command}" for command in finding.fix.commands]
-    if outcome.problem:
-        lines += ["", f"note: {outcome.problem}"]
-    return "\n".join(line.rstrip() for line in lines) + "\n"
+        f"{errors} error{'' if errors == 1 else 's'}, "
+        f"{warnings} warning{'' if warnings == 1 else 's'}"
+    )
+    empty = (
+        "No import-time queries or threads: importing the project runs no SQL and leaves "
+        "no non-daemon thread running."
+        if not outcome.problem
+        else "No import-time queries or threads before importing stopped."
+    )
+    text = render_findings(headline, findings, empty=empty, color=False, width=WIDTH)
+    return text + (f"\nnote: {outcome.problem}\n" if outcome.problem else "")
 
 
 def emit(outcome: WatchOutcome, fmt: str, out: IO[str]) -> NoReturn:

@@ -70,10 +70,20 @@ def model_changes(snapshot: Snapshot) -> list[Finding]:
     return findings
 
 
-# Options the autodetector never reads for a model that exists on both sides: `abstract`
-# (ModelState.from_model keeps an inherited `abstract = False`, migrations usually do not) and
-# `swappable` (only orders newly created models).
-_IGNORED_OPTIONS = frozenset({"abstract", "swappable"})
+# Options the autodetector never reads for a model that exists on both sides (Django
+# 5.2-6.1): `abstract` (ModelState.from_model keeps an inherited `abstract = False`, migrations
+# usually do not), `swappable` (only orders newly created models), `db_tablespace`,
+# `required_db_features`, `required_db_vendor` and `auto_created`.
+_IGNORED_OPTIONS = frozenset(
+    {
+        "abstract",
+        "swappable",
+        "db_tablespace",
+        "required_db_features",
+        "required_db_vendor",
+        "auto_created",
+    }
+)
 
 
 def unchanged(old: ProjectState, new: ProjectState) -> bool:

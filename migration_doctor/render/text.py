@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import textwrap
 from collections import defaultdict
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -30,21 +31,27 @@ def summary_line(report: Report) -> str:
     )
 
 
+def format_value(key: str, value: Any) -> str:
+    """Evidence as one readable line: file/line pairs, call chains, lists of objects."""
+    if isinstance(value, dict) and set(value) == {"file", "line"}:
+        return f"{value['file']}, line {value['line']}"
+    if isinstance(value, list):
+        if key == "stack":
+            return " -> ".join(str(v) for v in value)
+        shown = ", ".join(
+            str(v) if not isinstance(v, dict) else ", ".join(f"{k}={w}" for k, w in v.items())
+            for v in value[:12]
+        )
+        return shown + (f", … ({len(value)} in all)" if len(value) > 12 else "")
+    return str(value)
+
+
 def _evidence_lines(finding: Finding) -> list[str]:
-    lines = []
-    for key, value in finding.evidence.items():
-        if value in (None, [], {}, ""):
-            continue
-        if isinstance(value, list):
-            shown = ", ".join(
-                str(v) if not isinstance(v, dict) else ", ".join(f"{k}={w}" for k, w in v.items())
-                for v in value[:12]
-            )
-            if len(value) > 12:
-                shown += f", … ({len(value)} in all)"
-            value = shown
-        lines.append(f"{key.replace('_', ' ')}: {value}")
-    return lines
+    return [
+        f"{key.replace('_', ' ')}: {format_value(key, value)}"
+        for key, value in finding.evidence.items()
+        if value not in (None, [], {}, "")
+    ]
 
 
 def _indented(text: Text, left: int, width: int = 100) -> Text:
@@ -61,16 +68,8 @@ def _indented(text: Text, left: int, width: int = 100) -> Text:
     return Text(wrapped, style=text.style)
 
 
-def render_text(
-    report: Report,
-    *,
-    verbosity: int = 1,
-    color: bool | None = None,
-    width: int = 100,
-) -> str:
-    """`color`: True forces colour, False forbids it, None decides like a terminal would."""
-    buffer = io.StringIO()
-    console = Console(
+def _console(buffer: io.StringIO, color: bool | None, width: int) -> Console:
+    return Console(
         file=buffer,
         force_terminal=bool(color),
         no_color=color is False,
@@ -79,29 +78,24 @@ def render_text(
         highlight=False,
         emoji=False,
     )
-    worst = max((f.severity for f in report.findings), default=None)
-    head = Text(summary_line(report))
-    if worst is not None and worst >= Severity.WARNING:
-        head.stylize(_STYLE[worst])
-    elif worst is None or worst == Severity.INFO:
-        head.stylize("green")
-    console.print(head)
-    if report.deploy:
-        if report.pending:
-            console.print(f"migrate will apply {_plural(len(report.pending), 'migration')}:")
-            for name in report.pending:
-                console.print(f"  {name}", soft_wrap=True)
-        else:
-            console.print("migrate has nothing to apply.")
-    if not report.findings:
-        console.print("No findings: rows, migration files and schema agree.")
-        return buffer.getvalue()
 
-    hidden = [f for f in report.findings if f.kind == "unapplied"] if verbosity < 2 else []
-    shown = [f for f in report.findings if f not in hidden]
+
+def _headline(text: str, findings: list[Finding]) -> Text:
+    worst = max((f.severity for f in findings), default=None)
+    head = Text(text)
+    head.stylize(_STYLE[worst] if worst is not None and worst >= Severity.WARNING else "green")
+    return head
+
+
+def print_findings(
+    console: Console, findings: list[Finding], verbosity: int = 1, width: int = 100
+) -> None:
+    """Findings grouped by app, each with its evidence and fix (shared by every report)."""
+    hidden = [f for f in findings if f.kind == "unapplied"] if verbosity < 2 else []
     groups: dict[str, list[Finding]] = defaultdict(list)
-    for finding in shown:
-        groups[finding.app or "(project)"].append(finding)
+    for finding in findings:
+        if finding not in hidden:
+            groups[finding.app or "(project)"].append(finding)
     for app in sorted(groups, key=lambda a: (a == "(project)", a)):
         console.print()
         console.print(Text(app, style="bold"))
@@ -135,4 +129,48 @@ def render_text(
             style="cyan",
         )
         console.print(_indented(tail, 0, width), soft_wrap=True)
+
+
+def render_findings(
+    headline: str,
+    findings: list[Finding],
+    *,
+    empty: str,
+    verbosity: int = 1,
+    color: bool | None = None,
+    width: int = 100,
+) -> str:
+    """A headline and findings, for reports that are not a database diagnosis."""
+    buffer = io.StringIO()
+    console = _console(buffer, color, width)
+    console.print(_headline(headline, findings), soft_wrap=True)
+    if findings:
+        print_findings(console, findings, verbosity, width)
+    else:
+        console.print(_indented(Text(empty), 0, width), soft_wrap=True)
+    return buffer.getvalue()
+
+
+def render_text(
+    report: Report,
+    *,
+    verbosity: int = 1,
+    color: bool | None = None,
+    width: int = 100,
+) -> str:
+    """`color`: True forces colour, False forbids it, None decides like a terminal would."""
+    buffer = io.StringIO()
+    console = _console(buffer, color, width)
+    console.print(_headline(summary_line(report), report.findings))
+    if report.deploy:
+        if report.pending:
+            console.print(f"migrate will apply {_plural(len(report.pending), 'migration')}:")
+            for name in report.pending:
+                console.print(f"  {name}", soft_wrap=True)
+        else:
+            console.print("migrate has nothing to apply.")
+    if not report.findings:
+        console.print("No findings: rows, migration files and schema agree.")
+        return buffer.getvalue()
+    print_findings(console, report.findings, verbosity, width)
     return buffer.getvalue()
