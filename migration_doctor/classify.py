@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from .expected import Key, MigrationEffect, Obj, describe
 from .findings import Finding, Fix
+from .ledger import LEDGER_TABLE
 from .snapshot import Snapshot
 from .snapshot.graph import LoadError
 from .snapshot.rows import recorder_table
@@ -189,7 +190,26 @@ class Classifier:
         self.stale()
         self.disabled()
         self.untracked()
+        self.provenance()
         return self.findings
+
+    def provenance(self) -> None:
+        """Say where the ledger shows a row was written by an earlier repair."""
+        if not self.s.ledger:
+            return
+        for finding in self.findings:
+            if not (finding.app and finding.migration):
+                continue
+            key = (finding.app, finding.migration)
+            entry = self.s.recorded_by_doctor(key) if key in self.recorded else None
+            if entry is None:
+                continue
+            said = f"migration_doctor on {entry.created:%Y-%m-%d %H:%M} ({entry.kind} fix)"
+            finding.evidence["recorded_by"] = said
+            if finding.kind == "missing-schema":
+                finding.message += (
+                    f" The row was recorded by {said}: that earlier fake is the likely cause."
+                )
 
     def add(self, *args: object, **kwargs: object) -> None:
         self.findings.append(Finding(*args, **kwargs))  # type: ignore[arg-type]
@@ -625,6 +645,7 @@ class Classifier:
         for model in apps.get_models(include_auto_created=True):
             known.add(key(model._meta.db_table))
         known.add(key(recorder_table()))
+        known.add(key(LEDGER_TABLE))
         extra = []
         for name, live in sorted(self.schema.tables.items()):
             if key(name) in known:

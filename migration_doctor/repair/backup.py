@@ -66,6 +66,15 @@ def write_backup(connection: BaseDatabaseWrapper, path: Path | None = None) -> P
     return path
 
 
+def mirror_ledger(path: Path, entries: list[dict[str, Any]]) -> None:
+    """Copy the repair's ledger entries into its backup file (the checksum covers rows)."""
+    document = json.loads(Path(path).read_text())
+    document["repairs"] = [*document.get("repairs", []), *entries]
+    tmp = Path(str(path) + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
 def read_backup(path: Path) -> dict[str, Any]:
     """Load and verify a backup; any doubt refuses the restore before a single write."""
     try:

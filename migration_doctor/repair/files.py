@@ -39,6 +39,7 @@ def _touched(snapshot: Snapshot, branch: list[Key]) -> set[tuple[str, str, str]]
 class WriteMerge(Step):
     leaves: list[str] = field(default_factory=list)
     writes_files = True
+    action = "files"
 
     def sql(self, ctx: Context) -> list[str]:
         return []
@@ -124,6 +125,7 @@ class FinalizeSquash(Step):
     # Modules whose files change or go: imported copies must not outlive them.
     modules: list[str] = field(default_factory=list)
     writes_files = True
+    action = "files"
 
     def sql(self, ctx: Context) -> list[str]:
         return [f"-- delete {p}" for p in self.delete] + [

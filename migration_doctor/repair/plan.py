@@ -74,8 +74,16 @@ class Step:
     equivalent: str = ""
     proven: bool = True
     unproven_why: str = ""
+    # The finding the step repairs, for the ledger.
+    check_id: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     writes_rows = False
+    action = "schema"
+
+    def rows_touched(self) -> list[Key]:
+        return []
+
     writes_schema = False
     writes_files = False
 
@@ -102,6 +110,10 @@ class Step:
 class RecordRows(Step):
     rows: list[Key] = field(default_factory=list)
     writes_rows = True
+    action = "record"
+
+    def rows_touched(self) -> list[Key]:
+        return list(self.rows)
 
     def sql(self, ctx: Context) -> list[str]:
         qn = ctx.connection.ops.quote_name
@@ -124,6 +136,10 @@ class RecordRows(Step):
 class DeleteRows(Step):
     rows: list[Key] = field(default_factory=list)
     writes_rows = True
+    action = "unrecord"
+
+    def rows_touched(self) -> list[Key]:
+        return list(self.rows)
 
     def sql(self, ctx: Context) -> list[str]:
         qn = ctx.connection.ops.quote_name
@@ -311,6 +327,8 @@ def build_plan(report: Report, only: set[str] | None = None) -> Plan:
             )
             continue
         steps = _without_repeats(steps, plan.steps)
+        for step in steps:
+            step.check_id, step.evidence = finding.id, finding.evidence
         for step in steps:
             if not step.proven and not (only and finding.kind in only):
                 plan.skipped.append(

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from django.db import transaction
 
 from ..diagnose import Report, diagnose
-from .backup import write_backup
+from ..ledger import ensure_table, write_entry
+from ..snapshot.rows import RecordedRow
+from .backup import mirror_ledger, write_backup
 from .lock import repair_lock
 from .plan import Context, Plan, Step, build_plan
 
@@ -27,6 +30,37 @@ class RepairResult:
     applied: list[Step] = field(default_factory=list)
     declined: list[Step] = field(default_factory=list)
     after: Report | None = None
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _row(row: RecordedRow) -> dict[str, Any]:
+    applied = row.applied.isoformat() if row.applied else None
+    return {"id": row.id, "app": row.app, "name": row.name, "applied": applied}
+
+
+def _trace(
+    ctx: Context,
+    step: Step,
+    sql: list[str],
+    before: dict[tuple[str, str], RecordedRow],
+    backup: Path | None,
+) -> dict[str, Any]:
+    touched = step.rows_touched()
+    return write_entry(
+        ctx.connection,
+        kind=step.kind,
+        check_id=step.check_id,
+        app=step.app,
+        migration=step.migration,
+        action=step.action,
+        rows=[f"{a}.{n}" for a, n in touched],
+        step=step.title,
+        reason=step.reason,
+        evidence=step.evidence,
+        sql=sql,
+        before_rows=[_row(before[k]) for k in touched if k in before],
+        backup=str(backup or ""),
+    )
 
 
 def _order(steps: Iterable[Step]) -> list[Step]:
@@ -91,20 +125,30 @@ def run_repair(
             result.backup = write_backup(connection, backup_path)
             if on_backup:
                 on_backup(result.backup)
+            ensure_table(connection)  # the first repair creates the ledger; diagnoses never do
             ctx = result.context
+            before = {row.key: row for row in ctx.snapshot.rows}
             for step in [s for s in chosen if not s.writes_rows]:
+                sql = step.sql(ctx)
                 step.apply(ctx)
+                result.ledger.append(_trace(ctx, step, sql, before, result.backup))
                 result.applied.append(step)
                 if on_step:
                     on_step(step, "done")
             rows = [s for s in chosen if s.writes_rows]
             if rows:
+                # The row changes and their ledger entries commit together or not at all.
                 with transaction.atomic(using=connection.alias):
+                    entries = []
                     for step in rows:
+                        sql = step.sql(ctx)
                         step.apply(ctx)
+                        entries.append(_trace(ctx, step, sql, before, result.backup))
+                result.ledger.extend(entries)
                 result.applied.extend(rows)
                 for step in rows:
                     if on_step:
                         on_step(step, "done")
+            mirror_ledger(result.backup, result.ledger)
     result.after = diagnose(database, labels)
     return result

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..expected import ExpectedSchema, compute
+from ..ledger import LEDGER_TABLE, LedgerRecord, read_known_ledger
 from .graph import GraphSnapshot, load_graph
 from .rows import RecordedRow, read_rows, recorder_table
 from .schema import LiveSchema, introspect
@@ -33,6 +34,16 @@ class Snapshot:
     schema: LiveSchema
     expected: ExpectedSchema
     queries: list[str]
+    # What earlier repairs did (empty until a repair created the ledger table).
+    ledger: list[LedgerRecord] = field(default_factory=list)
+
+    def recorded_by_doctor(self, key: tuple[str, str]) -> LedgerRecord | None:
+        """The latest repair that recorded this row, if the row is the doctor's doing."""
+        label = f"{key[0]}.{key[1]}"
+        for entry in reversed(self.ledger):
+            if label in entry.rows:
+                return entry if entry.action == "record" else None
+        return None
 
     @property
     def recorded(self) -> set[tuple[str, str]]:
@@ -96,6 +107,7 @@ def take_snapshot(alias: str = DEFAULT_DB_ALIAS) -> Snapshot:
     with count_queries(connection, queries), _read_only(connection):
         schema = introspect(connection)
         rows = read_rows(connection, schema.has_table(recorder_table()))
+        ledger = read_known_ledger(connection) if schema.has_table(LEDGER_TABLE) else []
     graph = load_graph({row.key for row in rows})
     expected = compute(graph.graph, connection, real_apps=graph.loader.unmigrated_apps)
     return Snapshot(
@@ -106,4 +118,5 @@ def take_snapshot(alias: str = DEFAULT_DB_ALIAS) -> Snapshot:
         schema=schema,
         expected=expected,
         queries=queries,
+        ledger=ledger,
     )

@@ -14,6 +14,7 @@ from migration_doctor.baseline import write_baseline
 from migration_doctor.compare import compare, render_comparison
 from migration_doctor.diagnose import Report, diagnose, migrated_aliases
 from migration_doctor.findings import KINDS
+from migration_doctor.ledger import read_ledger
 from migration_doctor.render.json import render_json
 from migration_doctor.render.repair import render_outcome, render_plan
 from migration_doctor.render.text import render_text
@@ -137,6 +138,11 @@ class Command(BaseCommand):
             help="How long to wait for another repair's lock before giving up (default 0).",
         )
         repair.add_argument(
+            "--history",
+            action="store_true",
+            help="List the repairs --fix applied to this database (the ledger).",
+        )
+        repair.add_argument(
             "--restore",
             metavar="PATH",
             help="Put django_migrations back exactly as a backup file recorded it.",
@@ -149,7 +155,9 @@ class Command(BaseCommand):
                 return
             if (options["dry_run"] or options["only"]) and not options["fix"]:
                 raise DoctorError("--dry-run and --only go with --fix.")
-            if options["fix"]:
+            if options["history"]:
+                status = self.history(options)
+            elif options["fix"]:
                 status = self.fix(options)
             elif options["compare"]:
                 status = self.compare(options)
@@ -181,6 +189,33 @@ class Command(BaseCommand):
                 f"note: the import-time watch did not complete: {import_watch.problem}"
             )
         return report
+
+    def history(self, options: dict[str, Any]) -> int:
+        connection = get_connection(options["database"])
+        entries = read_ledger(connection)
+        if options["format"] == "json":
+            document = {
+                "version": 1,
+                "database": connection.alias,
+                "repairs": [e.as_dict() for e in entries],
+            }
+            self.stdout.write(json.dumps(document, indent=2, default=str) + "\n", ending="")
+            return 0
+        if not entries:
+            self.stdout.write(f"No repairs recorded on database {connection.alias!r}.")
+            return 0
+        self.stdout.write(
+            f"{len(entries)} repair step(s) recorded on database {connection.alias!r}:"
+        )
+        for e in entries:
+            self.stdout.write(
+                f"  #{e.id} {e.created:%Y-%m-%d %H:%M:%S} [{e.kind}] {e.step}\n"
+                f"      {e.action} {', '.join(e.rows) or '(no rows)'}; by {e.user}@{e.host}; "
+                f"migration_doctor {e.doctor_version}, Django {e.django_version}\n"
+                f"      because: {e.reason}\n"
+                f"      backup: {e.backup}"
+            )
+        return 0
 
     def compare(self, options: dict[str, Any]) -> int:
         other = options["compare"]
