@@ -87,3 +87,35 @@ def test_refuses_row_changes_when_migrations_are_disabled(fresh_db, settings):
     assert "refused: MIGRATION_MODULES disables migrations for orders" in out
     assert ("catalog", "0009_gone") in h.recorded(fresh_db)
     assert LEDGER_TABLE not in h.tables(fresh_db)
+
+
+def test_transaction_pooling_falls_back_to_transaction_locks(fresh_db, monkeypatch):
+    import pytest
+    from django.core.management.base import CommandError
+    from django.db import connections
+
+    from migration_doctor.repair import lock
+
+    from .conftest import BACKEND, add_alias, remove_alias
+
+    if BACKEND != "postgres":
+        pytest.skip("transaction-pooling proxies (PgBouncer) front PostgreSQL only")
+    h.migrate(fresh_db)
+    h.record(fresh_db, "catalog", "0009_gone")
+    monkeypatch.setattr(lock, "transaction_pooled", lambda connection: True)
+    other = "pool_" + fresh_db
+    add_alias(other, connections.settings[fresh_db])
+    try:
+        with connections[other].cursor() as cursor:  # a repair elsewhere holds the lock
+            cursor.execute("SELECT pg_advisory_lock(%s)", [lock.PG_KEY])
+        with pytest.raises(CommandError, match="holds the lock"):
+            call_command("migration_doctor", "--fix", "--noinput", database=fresh_db)
+        assert ("catalog", "0009_gone") in h.recorded(fresh_db)
+        with connections[other].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [lock.PG_KEY])
+    finally:
+        remove_alias(other)
+    status, out = fix(fresh_db)
+    assert status == 0, out
+    assert "a transaction-pooling proxy was detected" in out
+    assert ("catalog", "0009_gone") not in h.recorded(fresh_db)

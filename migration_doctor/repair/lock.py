@@ -23,12 +23,45 @@ class LockHeld(DoctorError):
     pass
 
 
+def transaction_pooled(connection: BaseDatabaseWrapper) -> bool:
+    """Behind a transaction-pooling proxy (PgBouncer pool_mode=transaction) two transactions
+    may run on two server sessions: a session advisory lock would not hold between them."""
+    pids = set()
+    with connection.cursor() as cursor:
+        for _ in range(3):
+            cursor.execute("SELECT pg_backend_pid()")
+            pids.add(cursor.fetchone()[0])
+    return len(pids) > 1
+
+
+def lock_in_transaction(connection: BaseDatabaseWrapper) -> None:
+    """Take the transaction-level lock inside the current transaction (pooled PostgreSQL)."""
+    if getattr(connection, "_migration_doctor_xact_lock", False):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [PG_KEY])
+            if not cursor.fetchone()[0]:
+                raise LockHeld(_held(connection, 0))
+
+
 @contextmanager
 def repair_lock(connection: BaseDatabaseWrapper, timeout: float = 0.0) -> Iterator[str]:
     """Hold the repair lock for `connection`'s database; LockHeld after `timeout` seconds."""
     vendor = connection.vendor
     deadline = time.monotonic() + max(timeout, 0.0)
-    if vendor == "postgresql":
+    if (
+        vendor == "postgresql"
+        and not connection.in_atomic_block
+        and transaction_pooled(connection)
+    ):
+        connection._migration_doctor_xact_lock = True  # type: ignore[attr-defined]
+        try:
+            yield (
+                "transaction-level advisory lock (a transaction-pooling proxy was detected: "
+                "session locks do not hold there, so each transaction of the repair takes it)"
+            )
+        finally:
+            connection._migration_doctor_xact_lock = False  # type: ignore[attr-defined]
+    elif vendor == "postgresql":
         with connection.cursor() as cursor:
             while True:
                 cursor.execute("SELECT pg_try_advisory_lock(%s)", [PG_KEY])

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from ..diagnose import Report, diagnose
 from ..ledger import ensure_table, write_entry
 from ..snapshot.rows import RecordedRow
 from .backup import mirror_ledger, write_backup
-from .lock import repair_lock
+from .lock import lock_in_transaction, repair_lock
 from .plan import Context, Plan, Step, build_plan
 
 # confirm(step) answers "yes", "no", "all" (this and every later step) or "quit".
@@ -31,6 +32,18 @@ class RepairResult:
     declined: list[Step] = field(default_factory=list)
     after: Report | None = None
     ledger: list[dict[str, Any]] = field(default_factory=list)
+
+
+@contextmanager
+def _locked_transaction(connection: Any) -> Iterator[None]:
+    """Behind a transaction pooler a schema step runs in its own transaction holding the
+    transaction-level lock; elsewhere the session lock already covers it."""
+    if getattr(connection, "_migration_doctor_xact_lock", False):
+        with transaction.atomic(using=connection.alias):
+            lock_in_transaction(connection)
+            yield
+    else:
+        yield
 
 
 def _row(row: RecordedRow) -> dict[str, Any]:
@@ -130,7 +143,8 @@ def run_repair(
             before = {row.key: row for row in ctx.snapshot.rows}
             for step in [s for s in chosen if not s.writes_rows]:
                 sql = step.sql(ctx)
-                step.apply(ctx)
+                with _locked_transaction(connection):
+                    step.apply(ctx)
                 result.ledger.append(_trace(ctx, step, sql, before, result.backup))
                 result.applied.append(step)
                 if on_step:
@@ -139,6 +153,7 @@ def run_repair(
             if rows:
                 # The row changes and their ledger entries commit together or not at all.
                 with transaction.atomic(using=connection.alias):
+                    lock_in_transaction(connection)
                     entries = []
                     for step in rows:
                         sql = step.sql(ctx)
