@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +35,14 @@ class RepairResult:
     declined: list[Step] = field(default_factory=list)
     after: Report | None = None
     ledger: list[dict[str, Any]] = field(default_factory=list)
+
+
+def fault_point(name: str) -> None:
+    """Fault injection for the reliability tests: MIGRATION_DOCTOR_FAULT=<name> kills the
+    process right here, as a power cut or `kill -9` would."""
+    if os.environ.get("MIGRATION_DOCTOR_FAULT") == name:
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @contextmanager
@@ -138,6 +149,7 @@ def run_repair(
             result.backup = write_backup(connection, backup_path)
             if on_backup:
                 on_backup(result.backup)
+            fault_point("after-backup")
             ensure_table(connection)  # the first repair creates the ledger; diagnoses never do
             ctx = result.context
             before = {row.key: row for row in ctx.snapshot.rows}
@@ -149,6 +161,7 @@ def run_repair(
                 result.applied.append(step)
                 if on_step:
                     on_step(step, "done")
+                fault_point(f"after-step-{len(result.applied)}")
             rows = [s for s in chosen if s.writes_rows]
             if rows:
                 # The row changes and their ledger entries commit together or not at all.
@@ -159,6 +172,7 @@ def run_repair(
                         sql = step.sql(ctx)
                         step.apply(ctx)
                         entries.append(_trace(ctx, step, sql, before, result.backup))
+                        fault_point(f"in-rows-{len(entries)}")
                 result.ledger.extend(entries)
                 result.applied.extend(rows)
                 for step in rows:
