@@ -188,6 +188,7 @@ class Classifier:
         self.leaves()
         self.squashes()
         self.stale()
+        self.duplicates()
         self.disabled()
         self.untracked()
         self.provenance()
@@ -621,6 +622,33 @@ class Classifier:
                     },
                     Fix("Delete the row.", cmds),
                 )
+
+    def duplicates(self) -> None:
+        ids: dict[Key, list[int]] = defaultdict(list)
+        for row in self.s.rows:
+            ids[row.key].append(row.id)
+        qn = self.s.connection.ops.quote_name
+        for (app, name), found in sorted(ids.items()):
+            if len(found) < 2:
+                continue
+            keep, extra = min(found), sorted(found)[1:]
+            self.add(
+                "duplicate-record",
+                app,
+                name,
+                f"django_migrations has {len(found)} rows for {app}.{name} (ids "
+                f"{', '.join(map(str, sorted(found)))}); a restored dump or a hand-made INSERT "
+                "does this. Django keeps one of them silently, and `migrate --fake` backwards "
+                "deletes them all at once.",
+                {"ids": sorted(found), "keep": keep},
+                Fix(
+                    f"Keep the first row (id {keep}), delete the others.",
+                    (
+                        f"DELETE FROM {qn(recorder_table())} WHERE {qn('id')} IN "
+                        f"({', '.join(map(str, extra))});",
+                    ),
+                ),
+            )
 
     def disabled(self) -> None:
         for app in sorted(self.s.graph.disabled_apps):

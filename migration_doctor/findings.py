@@ -55,6 +55,12 @@ _KINDS = [
     ),
     Kind("circular-dependency", "migration_doctor.E009", Severity.ERROR, "Circular dependency"),
     Kind("stale-record", "migration_doctor.W001", Severity.WARNING, "Row for a missing file"),
+    Kind(
+        "duplicate-record",
+        "migration_doctor.W004",
+        Severity.WARNING,
+        "The same migration recorded twice",
+    ),
     Kind("model-changes", "migration_doctor.W002", Severity.WARNING, "Models ahead of migrations"),
     Kind("schema-drift", "migration_doctor.W003", Severity.WARNING, "Schema differs from models"),
     Kind("squash-ready", "migration_doctor.I001", Severity.INFO, "Squash can be finalised"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.core.management import call_command
 from django.db import connections
@@ -297,3 +299,21 @@ def test_app_label_filter(fresh_db):
     h.record(fresh_db, "catalog", "0009_gone")
     assert {f.app for f in diagnose(fresh_db, ["orders"]).findings} == {"orders"}
     assert {f.app for f in diagnose(fresh_db, ["catalog"]).findings} == {"catalog"}
+
+
+def test_duplicate_rows_are_reported_and_repaired(fresh_db):
+    h.migrate(fresh_db)
+    h.record(fresh_db, "catalog", "0002_tags")
+    h.record(fresh_db, "catalog", "0002_tags")
+    report = diagnose(fresh_db)
+    [finding] = report.find("duplicate-record", "catalog", "0002_tags")
+    assert len(finding.evidence["ids"]) == 3
+    assert finding.evidence["keep"] == min(finding.evidence["ids"])
+    assert report.errors == []
+    call_command("migration_doctor", "--fix", "--noinput", database=fresh_db, stdout=io.StringIO())
+    ids = h.sql(
+        fresh_db,
+        "SELECT id FROM django_migrations WHERE app = 'catalog' AND name = '0002_tags'",
+    )
+    assert ids == [(finding.evidence["keep"],)]
+    assert_healthy(fresh_db)

@@ -24,6 +24,7 @@ from ..snapshot.rows import recorder_table
 
 MANAGE = "python manage.py"
 REPAIRABLE = (
+    "duplicate-record",
     "table-exists",
     "partially-applied",
     "inconsistent-history",
@@ -153,6 +154,27 @@ class DeleteRows(Step):
         manager = MigrationRecorder.Migration.objects.using(ctx.connection.alias)
         for app, name in self.rows:
             manager.filter(app=app, name=name).delete()
+
+
+@dataclass
+class DeleteRowIds(Step):
+    """Delete rows by id: the extra copies of a row recorded twice."""
+
+    ids: list[int] = field(default_factory=list)
+    writes_rows = True
+    action = "unrecord"
+
+    def rows_touched(self) -> list[Key]:
+        return [(self.app or "", self.migration or "")]
+
+    def sql(self, ctx: Context) -> list[str]:
+        qn = ctx.connection.ops.quote_name
+        ids = ", ".join(map(str, self.ids))
+        return [f"DELETE FROM {qn(recorder_table())} WHERE {qn('id')} IN ({ids});"]
+
+    def apply(self, ctx: Context) -> None:
+        manager = MigrationRecorder.Migration.objects.using(ctx.connection.alias)
+        manager.filter(id__in=self.ids).delete()
 
 
 @dataclass
@@ -362,6 +384,20 @@ def _steps_for(
                 "no migration file has that name and no squash replaces it",
                 finding.fix.commands[0] if finding.fix.commands else "",
                 rows=[(app, name)],
+            )
+        ], ""
+    if kind == "duplicate-record":
+        assert app and name
+        extra = [i for i in ev["ids"] if i != ev["keep"]]
+        return [
+            DeleteRowIds(
+                kind,
+                app,
+                name,
+                f"Delete the extra rows of {app}.{name} (ids {', '.join(map(str, extra))})",
+                f"the row with id {ev['keep']} stays",
+                finding.fix.commands[0],
+                ids=extra,
             )
         ], ""
     if kind == "multiple-leaves":

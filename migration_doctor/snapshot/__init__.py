@@ -20,6 +20,8 @@ from .graph import GraphSnapshot, load_graph
 from .rows import RecordedRow, read_rows, recorder_table
 from .schema import LiveSchema, introspect
 
+CONNECT_TIMEOUT = 10  # seconds, unless the settings say otherwise
+
 
 class DoctorError(Exception):
     """The doctor cannot run (bad alias, unreachable server): one line for the user."""
@@ -66,6 +68,10 @@ def get_connection(alias: str = DEFAULT_DB_ALIAS) -> BaseDatabaseWrapper:
         if not name.startswith("file:") and not Path(name).exists():
             # Opening it would create an empty file: diagnosis never writes.
             raise DoctorError(f"SQLite database file {name} does not exist (alias {alias!r}).")
+    if connection.vendor in ("postgresql", "mysql"):
+        # A server that does not answer must not hang the doctor: bound the connect.
+        options = connection.settings_dict.setdefault("OPTIONS", {})
+        options.setdefault("connect_timeout", CONNECT_TIMEOUT)
     try:
         connection.ensure_connection()
     except Exception as exc:
