@@ -149,7 +149,7 @@ class Footprints:
             if cached is not None and cached[0] is fld and cached[1] == name:
                 column = cached[2]
             else:
-                column = _column(name, fld)
+                column = column_of(name, fld)
                 self._columns[id(fld)] = (fld, name, column)
             if column:
                 objs.add(("column", table, column))
@@ -218,7 +218,7 @@ def describe_operation(op: Operation) -> str:
     return op.describe()
 
 
-def _column(name: str, fld: Any) -> str | None:
+def column_of(name: str, fld: Any) -> str | None:
     """The column Django gives this field, without binding the shared state field."""
     probe = copy.copy(fld)
     probe.name = name

@@ -266,3 +266,15 @@ def test_all_databases_reports_each_migrated_alias(fresh_db, settings):
         assert run(fresh_db, "--all-databases")[0] == 1
     finally:
         router.routers = routers
+
+
+def test_format_github(fresh_db):
+    h.migrate(fresh_db)
+    h.unrecord(fresh_db, "catalog", "0003_product_sku_stock")
+    status, out = run(fresh_db, "--format", "github")
+    assert status == 1
+    first, *_, last = out.splitlines()
+    assert first.startswith("::error file=")
+    assert "catalog/migrations/0003_product_sku_stock.py,line=" in first
+    assert "title=migration_doctor.E001 table-exists::" in first
+    assert last.startswith("migration_doctor: database")

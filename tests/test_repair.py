@@ -289,3 +289,17 @@ def test_default_backup_lands_under_base_dir(fresh_db, settings, tmp_path):
     assert status == 0
     [path] = list(Path(tmp_path, "migration_doctor_backups").glob(f"{fresh_db}-*.json"))
     assert str(path) in out
+
+
+def test_two_missing_columns_of_one_table(fresh_db):
+    """Each column is added onto the table as it is: SQLite's rebuild must not invent one."""
+    h.migrate(fresh_db)
+    before = seed(fresh_db)
+    h.remove_field(fresh_db, "catalog.Product", "sku")
+    h.remove_field(fresh_db, "catalog.Product", "stock")
+    status, out = fix(fresh_db)
+    assert status == 0, out
+    assert h.sql(fresh_db, "SELECT name, stock, stock_keeping_unit FROM catalog_product") == [
+        ("Sencha", 0, None)
+    ]
+    assert_repaired(fresh_db, before)

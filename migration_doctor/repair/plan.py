@@ -7,17 +7,20 @@ evidence that is still true when it runs. Steps never drop anything.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.migrations import operations as ops
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
 from ..classify import live_has, sql_literal
 from ..diagnose import Report
-from ..expected import Key, Obj, describe
+from ..expected import Footprints, Key, ModelKey, Obj, column_of, describe
 from ..findings import Finding
 from ..snapshot import Snapshot
 from ..snapshot.rows import recorder_table
@@ -177,40 +180,109 @@ class DeleteRowIds(Step):
         manager.filter(id__in=self.ids).delete()
 
 
+def add_missing(
+    editor: Any, state: ProjectState, objects: list[Obj], connection: BaseDatabaseWrapper
+) -> None:
+    """Create `objects` (tables, columns, named indexes/constraints) as `state` defines them.
+
+    Missing columns are added one at a time, each onto the model as it is without the
+    columns still missing — exactly what AddField does — so SQLite's table rebuild copies
+    only columns that exist.
+    """
+    fp = Footprints(connection)
+    tables = {o[1] for o in objects if o[0] == "table"}
+    owners: dict[str, ModelKey] = {}
+    columns: dict[tuple[str, str], tuple[ModelKey, str]] = {}
+    for mkey, ms in state.models.items():
+        table = fp.table_name(mkey[0], mkey[1], ms)
+        owners[table] = mkey
+        for name, fld in ms.fields.items():
+            column = column_of(name, fld)
+            if column and not fld.many_to_many:
+                columns[(table, column)] = (mkey, name)
+    rendered = state.apps
+    by_table = {m._meta.db_table: m for m in rendered.get_models(include_auto_created=True)}
+    for obj in objects:
+        if obj[0] != "table":
+            continue
+        model = by_table.get(obj[1])
+        if model is None:
+            raise LookupError(f"no model defines table {obj[1]}")
+        # The table alone: its M2M tables are separate objects of the plan.
+        sql, params = editor.table_sql(model)
+        editor.execute(sql, params or None)
+        editor.deferred_sql.extend(editor._model_indexes_sql(model))
+    wanted = [
+        columns[(o[1], o[2])]
+        for o in objects
+        if o[0] == "column" and o[1] not in tables and (o[1], o[2]) in columns
+    ]
+    if len(wanted) < len([o for o in objects if o[0] == "column" and o[1] not in tables]):
+        raise LookupError("a missing column belongs to no field of the state")
+    if wanted:
+        current = state.clone()
+        for (app, model_name), name in wanted:
+            ops.RemoveField(model_name, name).state_forwards(app, current)
+        for (app, model_name), name in wanted:
+            fld = state.models[(app, model_name)].fields[name]
+            add = ops.AddField(model_name, name, fld)
+            after = current.clone()
+            add.state_forwards(app, after)
+            add.database_forwards(app, editor, current, after)
+            current = after
+    for obj in objects:
+        if obj[0] != "constraint" or obj[1] in tables:
+            continue
+        model = by_table[obj[1]]
+        index = next((i for i in model._meta.indexes if i.name == obj[2]), None)
+        if index is not None:
+            editor.add_index(model, index)
+        else:
+            editor.add_constraint(
+                model, next(c for c in model._meta.constraints if c.name == obj[2])
+            )
+
+
 @dataclass
 class RunOperations(Step):
-    """Run some operations of a migration through the schema editor, as migrate would."""
+    """Run some operations of a migration through the schema editor, as migrate would.
+
+    `complete` maps an operation that is itself half done (a CreateModel whose table exists
+    without some columns, as squashes produce) to the objects it still lacks: those are
+    added as the state right after that operation defines them.
+    """
 
     key: Key = ("", "")
     indexes: list[int] = field(default_factory=list)
+    complete: dict[int, list[Obj]] = field(default_factory=dict)
     writes_schema = True
 
     def _run(self, ctx: Context, collect: bool) -> list[str]:
         migration = ctx.loader.graph.nodes[self.key]
         assert migration is not None
+        app = self.key[0]
         state = ctx.state_before(self.key)
         connection = ctx.connection
-        collected: list[str] = []
         atomic = migration.atomic and connection.features.can_rollback_ddl
-        if collect or atomic:
-            with connection.schema_editor(collect_sql=collect, atomic=atomic) as editor:
-                for i, op in enumerate(migration.operations):
-                    new_state = state.clone()
-                    op.state_forwards(self.key[0], new_state)
-                    if i in self.indexes:
-                        op.database_forwards(self.key[0], editor, state, new_state)
-                    state = new_state
-                collected = list(editor.collected_sql) if collect else []
-            return collected
-        # No transactional DDL (MySQL/MariaDB): one operation per schema editor, so an
+        # Without transactional DDL (MySQL/MariaDB) one operation per schema editor, so an
         # interruption leaves whole operations behind, which the next diagnosis sees.
-        for i, op in enumerate(migration.operations):
-            new_state = state.clone()
-            op.state_forwards(self.key[0], new_state)
-            if i in self.indexes:
-                with connection.schema_editor(atomic=False) as editor:
-                    op.database_forwards(self.key[0], editor, state, new_state)
-            state = new_state
+        shared = collect or atomic
+        collected: list[str] = []
+        outer = connection.schema_editor(collect_sql=collect, atomic=atomic) if shared else None
+        editor_cm = outer if outer is not None else _null()
+        with editor_cm as shared_editor:
+            for i, op in enumerate(migration.operations):
+                new_state = state.clone()
+                op.state_forwards(app, new_state)
+                if i in self.indexes or i in self.complete:
+                    with _editor(connection, shared_editor) as editor:
+                        if i in self.indexes:
+                            op.database_forwards(app, editor, state, new_state)
+                        else:
+                            add_missing(editor, new_state, self.complete[i], connection)
+                state = new_state
+            if collect and shared_editor is not None:
+                collected = list(shared_editor.collected_sql)
         return collected
 
     def sql(self, ctx: Context) -> list[str]:
@@ -223,6 +295,20 @@ class RunOperations(Step):
         self._run(ctx, collect=False)
 
 
+@contextmanager
+def _null() -> Iterator[None]:
+    yield None
+
+
+@contextmanager
+def _editor(connection: BaseDatabaseWrapper, shared: Any) -> Iterator[Any]:
+    if shared is not None:
+        yield shared
+    else:
+        with connection.schema_editor(atomic=False) as editor:
+            yield editor
+
+
 @dataclass
 class CreateMissing(Step):
     """Re-create missing tables, columns and named constraints from the applied state."""
@@ -231,37 +317,11 @@ class CreateMissing(Step):
     writes_schema = True
 
     def _run(self, ctx: Context, collect: bool) -> list[str]:
-        rendered = ctx.applied_state().apps
-        owners: dict[str, Any] = {}  # table -> model (auto-created M2M tables included)
-        for model in rendered.get_models(include_auto_created=True):
-            owners[model._meta.db_table] = model
         connection = ctx.connection
-        tables = {o[1] for o in self.objects if o[0] == "table"}
         with connection.schema_editor(
             collect_sql=collect, atomic=connection.features.can_rollback_ddl
         ) as editor:
-            for obj in self.objects:
-                owner = owners.get(obj[1])
-                if owner is None:
-                    raise LookupError(f"no model in the applied state owns table {obj[1]}")
-                model = owner
-                if obj[0] == "table":
-                    # The table alone: its M2M tables are separate objects of the plan.
-                    sql, params = editor.table_sql(model)
-                    editor.execute(sql, params or None)
-                    editor.deferred_sql.extend(editor._model_indexes_sql(model))  # type: ignore[attr-defined]
-                elif obj[1] in tables:
-                    continue  # created with its table
-                elif obj[0] == "column":
-                    fld = next(f for f in model._meta.local_concrete_fields if f.column == obj[2])
-                    editor.add_field(model, fld)
-                else:
-                    index = next((i for i in model._meta.indexes if i.name == obj[2]), None)
-                    if index is not None:
-                        editor.add_index(model, index)
-                    else:
-                        constraint = next(c for c in model._meta.constraints if c.name == obj[2])
-                        editor.add_constraint(model, constraint)
+            add_missing(editor, ctx.applied_state(), self.objects, connection)
             return list(editor.collected_sql) if collect else []
 
     def sql(self, ctx: Context) -> list[str]:
@@ -289,29 +349,46 @@ class Plan:
         return any(s.writes_rows for s in self.steps)
 
 
-def _op_progress(
-    snapshot: Snapshot, key: Key
-) -> tuple[list[int], list[int], list[int], list[int]]:
-    """Per operation of an unrecorded migration: (done, todo, mixed, opaque-unknown) indexes."""
+@dataclass
+class Progress:
+    """Per operation of an unrecorded migration, what the live schema shows."""
+
+    done: list[int] = field(default_factory=list)
+    todo: list[int] = field(default_factory=list)
+    # Half-done operations whose tables exist and lack only columns/constraints.
+    complete: dict[int, list[Obj]] = field(default_factory=dict)
+    # Half-done operations that cannot be finished safely (a removal half done...).
+    unsafe: list[int] = field(default_factory=list)
+    # RunSQL/RunPython after the last operation known to have run.
+    unknown: list[int] = field(default_factory=list)
+
+    @property
+    def run(self) -> list[int]:
+        return sorted(set(self.todo) | set(self.unknown))
+
+
+def _op_progress(snapshot: Snapshot, key: Key) -> Progress:
     effect = snapshot.expected.effects[key]
     schema = snapshot.schema
-    done: list[int] = []
-    todo: list[int] = []
-    mixed: list[int] = []
+    p = Progress()
     for op in effect.operations:
-        checks = [live_has(schema, o) for o in op.creates]
-        checks += [not live_has(schema, o) for o in op.removes if schema.has_table(o[1])]
-        if not checks:
+        missing = [o for o in op.creates if not live_has(schema, o)]
+        leftover = [o for o in op.removes if schema.has_table(o[1]) and live_has(schema, o)]
+        checked = len(op.creates) + len([o for o in op.removes if schema.has_table(o[1])])
+        if not checked:
             continue
-        if all(checks):
-            done.append(op.index)
-        elif any(checks):
-            mixed.append(op.index)
+        if not missing and not leftover:
+            p.done.append(op.index)
+        elif len(missing) + len(leftover) == checked:
+            p.todo.append(op.index)
+        elif not leftover and all(o[0] != "table" for o in missing):
+            p.complete[op.index] = missing
+            p.done.append(op.index)
         else:
-            todo.append(op.index)
-    last_done = max(done, default=-1)
-    unknown = [op.index for op in effect.operations if op.opaque and op.index > last_done]
-    return done, todo, mixed, unknown
+            p.unsafe.append(op.index)
+    last_done = max(p.done, default=-1)
+    p.unknown = [op.index for op in effect.operations if op.opaque and op.index > last_done]
+    return p
 
 
 def build_plan(report: Report, only: set[str] | None = None) -> Plan:
@@ -440,22 +517,30 @@ def _steps_for(
     if kind in ("partially-applied", "squash-partial"):
         assert app and name
         key = (app, name)
-        _, todo, mixed, unknown = _op_progress(snapshot, key)
-        if mixed:
+        progress = _op_progress(snapshot, key)
+        if progress.unsafe:
             return [], (
-                f"operation(s) {', '.join(map(str, mixed))} of {app}.{name} are themselves "
-                "half done; completing them is not safe: roll the present part back by hand"
+                f"operation(s) {', '.join(map(str, progress.unsafe))} of {app}.{name} are "
+                "themselves half done in a way that cannot be completed safely: roll the "
+                "present part back by hand"
             )
         migration = snapshot.graph.graph.nodes[key]
         assert migration is not None
-        run = sorted(set(todo) | set(unknown))
+        run, unknown = progress.run, progress.unknown
         rows = [key]
         if kind == "squash-partial":
             rows += snapshot.graph.loader.resolved_replaces(key)
             rows = [r for r in rows if r not in snapshot.recorded]
         steps: list[Step] = []
-        if run:
-            described = "; ".join(migration.operations[i].describe() for i in run)
+        if run or progress.complete:
+            described = "; ".join(
+                [migration.operations[i].describe() for i in run]
+                + [
+                    f"complete {migration.operations[i].describe()} "
+                    f"({', '.join(describe(o) for o in objs)})"
+                    for i, objs in sorted(progress.complete.items())
+                ]
+            )
             run_step = RunOperations(
                 kind,
                 app,
@@ -466,6 +551,7 @@ def _steps_for(
                 f"{MANAGE} sqlmigrate {app} {name}  # only these statements",
                 key=key,
                 indexes=run,
+                complete=progress.complete,
             )
             if unknown:
                 run_step.proven = False
@@ -516,11 +602,12 @@ def _steps_for(
                 f"{parent_label} itself depends on unapplied "
                 f"{', '.join(f'{a}.{n}' for a, n in unapplied_parents)}: migrate those first"
             )
+        complete: dict[int, list[Obj]] = {}
         if state == "partial":
-            _, todo, mixed, unknown = _op_progress(snapshot, parent)
-            if mixed:
+            progress = _op_progress(snapshot, parent)
+            if progress.unsafe:
                 return [], f"{parent_label} is half applied inside an operation"
-            run = sorted(set(todo) | set(unknown))
+            run, unknown, complete = progress.run, progress.unknown, progress.complete
         else:
             migration = graph.nodes[parent]
             assert migration is not None
@@ -538,6 +625,7 @@ def _steps_for(
             f"{MANAGE} migrate {papp} {pname}",
             key=parent,
             indexes=run,
+            complete=complete,
         )
         if unknown:
             apply.proven = False
@@ -550,6 +638,12 @@ def _without_repeats(steps: list[Step], earlier: list[Step]) -> list[Step]:
     """A row is recorded once per plan, whichever findings ask for it (table-exists of a
     migration and the inconsistent-history of its dependents, say)."""
     done = {row for s in earlier if isinstance(s, RecordRows) for row in s.rows}
+    ran = {
+        (s.key, i)
+        for s in earlier
+        if isinstance(s, RunOperations)
+        for i in [*s.indexes, *s.complete]
+    }
     kept: list[Step] = []
     for step in steps:
         if isinstance(step, RecordRows):
@@ -557,6 +651,13 @@ def _without_repeats(steps: list[Step], earlier: list[Step]) -> list[Step]:
             if not step.rows:
                 continue
             done.update(step.rows)
+        if isinstance(step, RunOperations):
+            # A half-applied migration with a recorded dependent is asked for twice.
+            step.indexes = [i for i in step.indexes if (step.key, i) not in ran]
+            step.complete = {i: o for i, o in step.complete.items() if (step.key, i) not in ran}
+            if not step.indexes and not step.complete:
+                continue
+            ran.update((step.key, i) for i in [*step.indexes, *step.complete])
         kept.append(step)
     return kept
 

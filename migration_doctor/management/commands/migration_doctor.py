@@ -15,6 +15,7 @@ from migration_doctor.compare import compare, render_comparison
 from migration_doctor.diagnose import Report, diagnose, migrated_aliases
 from migration_doctor.findings import KINDS
 from migration_doctor.ledger import read_ledger
+from migration_doctor.render.github import render_github
 from migration_doctor.render.json import render_json
 from migration_doctor.render.repair import render_outcome, render_plan
 from migration_doctor.render.text import render_text
@@ -52,9 +53,10 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--format",
-            choices=["text", "json"],
+            choices=["text", "json", "github"],
             default="text",
-            help="text (for people, default) or json (one object on stdout).",
+            help="text (for people, default), json (one object on stdout) or github "
+            "(GitHub Actions annotations at the migration files).",
         )
         parser.add_argument(
             "--fail-on",
@@ -265,6 +267,8 @@ class Command(BaseCommand):
     def render(self, report: Report, options: dict[str, Any]) -> None:
         if options["format"] == "json":
             self.stdout.write(render_json(report), ending="")
+        elif options["format"] == "github":
+            self.stdout.write(render_github(report), ending="")
         else:
             self.stdout.write(
                 render_text(report, verbosity=options["verbosity"], color=self.color(options)),
