@@ -19,10 +19,11 @@ from .conftest import BACKEND, add_alias, remove_alias
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(alias: str, *args: str) -> tuple[int, str]:
+def run(alias: str, *args: str, watch: bool = False) -> tuple[int, str]:
+    """The command in-process; the import watch (tests/test_traps.py) only when asked."""
     out = io.StringIO()
     try:
-        call_command("migration_doctor", *args, database=alias, stdout=out)
+        call_command("migration_doctor", *args, database=alias, stdout=out, import_watch=watch)
     except SystemExit as exc:
         return int(exc.code or 0), out.getvalue()
     return 0, out.getvalue()
@@ -75,7 +76,7 @@ def test_force_color(fresh_db):
 
 def test_healthy_exit_zero_and_fail_on(fresh_db):
     h.migrate(fresh_db)
-    assert run(fresh_db)[0] == 0
+    assert run(fresh_db, watch=True)[0] == 0
     h.record(fresh_db, "catalog", "0009_gone")  # a warning
     assert run(fresh_db)[0] == 0
     assert run(fresh_db, "--fail-on", "warning")[0] == 1

@@ -303,3 +303,26 @@ def test_two_missing_columns_of_one_table(fresh_db):
         ("Sencha", 0, None)
     ]
     assert_repaired(fresh_db, before)
+
+
+def test_asks_step_by_step(fresh_db, monkeypatch):
+    h.migrate(fresh_db)
+    h.record(fresh_db, "catalog", "0009_gone")
+    h.record(fresh_db, "legacy", "0001_initial")
+    answers = iter(["n", "y"])
+    asked: list[str] = []
+
+    def answer(prompt: str) -> str:
+        asked.append(prompt)
+        return next(answers)
+
+    monkeypatch.setattr("builtins.input", answer)
+    out = io.StringIO()
+    call_command("migration_doctor", "--fix", database=fresh_db, stdout=out)
+    assert [p.split("(")[0] for p in asked] == ["Apply step 1 ", "Apply step 2 "]
+    assert "Declined 1 step(s)." in out.getvalue()
+    rows = h.recorded(fresh_db)
+    assert ("catalog", "0009_gone") in rows and ("legacy", "0001_initial") not in rows
+    monkeypatch.setattr("builtins.input", lambda prompt: "q")
+    call_command("migration_doctor", "--fix", database=fresh_db, stdout=io.StringIO())
+    assert ("catalog", "0009_gone") in h.recorded(fresh_db)
