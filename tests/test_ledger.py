@@ -119,3 +119,30 @@ def test_transaction_pooling_falls_back_to_transaction_locks(fresh_db, monkeypat
     assert status == 0, out
     assert "a transaction-pooling proxy was detected" in out
     assert ("catalog", "0009_gone") not in h.recorded(fresh_db)
+
+
+def test_locked_migrate_never_races_a_repair(fresh_db):
+    import pytest
+    from django.core.management.base import CommandError
+    from django.db import connections
+
+    from migration_doctor.repair.lock import repair_lock
+
+    from .conftest import add_alias, remove_alias
+
+    other = "mig_" + fresh_db
+    add_alias(other, connections.settings[fresh_db])
+    try:
+        with repair_lock(connections[other]):  # a repair is running
+            with pytest.raises(CommandError, match="holds the lock") as exc:
+                call_command(
+                    "migration_doctor", "--migrate", "--lock-timeout", "0.3", database=fresh_db
+                )
+            assert exc.value.returncode == 2
+            assert "django_migrations" not in h.tables(fresh_db)
+    finally:
+        remove_alias(other)
+    out = io.StringIO()
+    call_command("migration_doctor", "--migrate", database=fresh_db, stdout=out, verbosity=0)
+    assert "Holding the" in out.getvalue()
+    assert ("catalog", "0003_product_sku_stock") in h.recorded(fresh_db)

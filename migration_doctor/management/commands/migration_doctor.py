@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
@@ -140,6 +141,12 @@ class Command(BaseCommand):
             help="How long to wait for another repair's lock before giving up (default 0).",
         )
         repair.add_argument(
+            "--migrate",
+            action="store_true",
+            help="Run Django's migrate (these apps, --database, no input) while holding the "
+            "repair lock, so a repair never races a deploy: use it in deploy scripts.",
+        )
+        repair.add_argument(
             "--history",
             action="store_true",
             help="List the repairs --fix applied to this database (the ledger).",
@@ -159,6 +166,8 @@ class Command(BaseCommand):
                 raise DoctorError("--dry-run and --only go with --fix.")
             if options["history"]:
                 status = self.history(options)
+            elif options["migrate"]:
+                status = self.locked_migrate(options)
             elif options["fix"]:
                 status = self.fix(options)
             elif options["compare"]:
@@ -191,6 +200,24 @@ class Command(BaseCommand):
                 f"note: the import-time watch did not complete: {import_watch.problem}"
             )
         return report
+
+    def locked_migrate(self, options: dict[str, Any]) -> int:
+        connection = get_connection(options["database"])
+        labels = options["app_label"]
+        if len(labels) > 1:
+            raise DoctorError("--migrate takes at most one app label, as migrate does.")
+        with repair_lock(connection, options["lock_timeout"]) as lock:
+            self.stdout.write(f"Holding the {lock} while migrate runs.")
+            call_command(
+                "migrate",
+                *labels,
+                database=connection.alias,
+                interactive=False,
+                verbosity=options["verbosity"],
+                stdout=self.stdout._out,
+                stderr=self.stderr._out,
+            )
+        return 0
 
     def history(self, options: dict[str, Any]) -> int:
         connection = get_connection(options["database"])
