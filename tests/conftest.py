@@ -16,6 +16,7 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +33,16 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"migration_doctor backend: {BACKEND} (MIGRATION_DOCTOR_DB)"
 
 
-def _server_config(name: str) -> dict[str, Any]:
+def _server_config(name: str, backend: str = BACKEND) -> dict[str, Any]:
     from testproject.settings import database
 
-    return database(BACKEND, name)
+    return database(backend, name)
 
 
-def _admin_execute(sql: str) -> None:
+def _admin_execute(sql: str, backend: str = BACKEND) -> None:
     """Run CREATE/DROP DATABASE on the server, outside any Django connection."""
-    cfg = _server_config("postgres" if BACKEND == "postgres" else "")
-    if BACKEND == "postgres":
+    cfg = _server_config("postgres" if backend == "postgres" else "", backend)
+    if backend == "postgres":
         import psycopg
 
         with psycopg.connect(
@@ -70,8 +71,8 @@ def _admin_execute(sql: str) -> None:
             conn.close()
 
 
-def _unavailable(exc: Exception) -> None:
-    reason = f"{BACKEND} server not reachable: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+def _unavailable(exc: Exception, backend: str = BACKEND) -> None:
+    reason = f"{backend} server not reachable: {str(exc).splitlines()[0] if str(exc) else exc!r}"
     if REQUIRE_DB:
         pytest.fail(reason + " (MIGRATION_DOCTOR_REQUIRE_DB=1)")
     pytest.skip(reason)
@@ -92,35 +93,44 @@ def remove_alias(alias: str) -> None:
         delattr(connections._connections, alias)
 
 
+@contextmanager
+def scratch_database(tmp_path: Path, prefix: str = "md", backend: str = BACKEND) -> Iterator[str]:
+    """An empty database of `backend`; yields its NAME (a file path for SQLite), then drops it.
+
+    Skips (or fails under MIGRATION_DOCTOR_REQUIRE_DB=1) when the server is not reachable.
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    if backend == "sqlite":
+        path = tmp_path / f"{name}.sqlite3"
+        path.touch()  # an empty file is an empty database; the doctor never creates one
+        yield str(path)
+        return
+    try:
+        if backend == "postgres":
+            _admin_execute(f'CREATE DATABASE "{name}"', backend)
+        else:
+            _admin_execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4", backend)
+    except Exception as exc:  # driver missing or server down
+        _unavailable(exc, backend)
+    try:
+        yield name
+    finally:
+        if backend == "postgres":
+            _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', backend)
+        else:
+            _admin_execute(f"DROP DATABASE IF EXISTS `{name}`", backend)
+
+
 @pytest.fixture
 def fresh_db(django_db_blocker: Any, tmp_path: Path) -> Iterator[str]:
     """An empty database of the selected backend; yields its connection alias."""
-    n = next(_counter)
-    alias = f"doctor{n}"
-    name = f"md_{uuid.uuid4().hex[:12]}"
-    if BACKEND == "sqlite":
-        path = tmp_path / f"{name}.sqlite3"
-        path.touch()  # an empty file is an empty database; the doctor never creates one
-        cfg = _server_config(str(path))
-    else:
-        try:
-            if BACKEND == "postgres":
-                _admin_execute(f'CREATE DATABASE "{name}"')
-            else:
-                _admin_execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-        except Exception as exc:  # driver missing or server down
-            _unavailable(exc)
-        cfg = _server_config(name)
-    with django_db_blocker.unblock():
-        add_alias(alias, cfg)
+    alias = f"doctor{next(_counter)}"
+    with scratch_database(tmp_path) as name, django_db_blocker.unblock():
+        add_alias(alias, _server_config(name))
         try:
             yield alias
         finally:
             remove_alias(alias)
-            if BACKEND == "postgres":
-                _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            elif BACKEND == "mysql":
-                _admin_execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 @pytest.fixture

@@ -103,3 +103,16 @@ def app_migration_sources(app: str) -> dict[str, str]:
     """The bundled app's migration sources, to build throwaway packages from."""
     source = TESTPROJECT / app / "migrations"
     return {p.stem: p.read_text() for p in sorted(source.glob("0*.py"))}
+
+
+def statements_of(alias: str, action: Any) -> list[str]:
+    """Every SQL statement `action()` sends through `alias`."""
+    seen: list[str] = []
+
+    def spy(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    with connections[alias].execute_wrapper(spy):
+        action()
+    return seen

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from . import helpers as h
-from .conftest import BACKEND, add_alias, remove_alias
+from .conftest import BACKEND, add_alias, remove_alias, scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -200,47 +200,24 @@ def test_compare_two_databases(fresh_db, django_db_blocker, tmp_path):
     other = "cmp_" + fresh_db
     cfg = dict(connections.settings[fresh_db])
     h.migrate(fresh_db)
-    second = _second_database(fresh_db, tmp_path)
-    add_alias(other, {**cfg, "NAME": second})
-    try:
-        h.migrate(other, "catalog", "0002_tags")
-        h.remove_field(fresh_db, "catalog.Category", "slug")
-        status, out = run(fresh_db, "--compare", other)
-        assert status == 1
-        assert f"Recorded only in '{fresh_db}'" in out
-        assert "  catalog.0003_product_sku_stock" in out.splitlines()
-        data = json.loads(run(fresh_db, "--compare", other, "--format", "json")[1])
-        assert "catalog.0003_product_sku_stock" in data["only_in"][fresh_db]
-        [schema] = data["schema"]
-        assert schema["migration"] == "catalog.0001_initial"
-        assert schema[f"missing_in_{fresh_db}"] == ["column catalog_category.slug"]
-        assert schema[f"missing_in_{other}"] == []
-        assert run(other, "--compare", other)[0] == 0
-    finally:
-        remove_alias(other)
-        _drop_second_database(second)
-
-
-def _second_database(alias: str, tmp_path: Path) -> str:
-    from .conftest import _admin_execute
-
-    if BACKEND == "sqlite":
-        return str(tmp_path / "second.sqlite3")
-    name = "md_cmp_" + alias
-    if BACKEND == "postgres":
-        _admin_execute(f'CREATE DATABASE "{name}"')
-    else:
-        _admin_execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    return name
-
-
-def _drop_second_database(name: str) -> None:
-    from .conftest import _admin_execute
-
-    if BACKEND == "postgres":
-        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    elif BACKEND == "mysql":
-        _admin_execute(f"DROP DATABASE IF EXISTS `{name}`")
+    with scratch_database(tmp_path, "md_cmp") as second:
+        add_alias(other, {**cfg, "NAME": second})
+        try:
+            h.migrate(other, "catalog", "0002_tags")
+            h.remove_field(fresh_db, "catalog.Category", "slug")
+            status, out = run(fresh_db, "--compare", other)
+            assert status == 1
+            assert f"Recorded only in '{fresh_db}'" in out
+            assert "  catalog.0003_product_sku_stock" in out.splitlines()
+            data = json.loads(run(fresh_db, "--compare", other, "--format", "json")[1])
+            assert "catalog.0003_product_sku_stock" in data["only_in"][fresh_db]
+            [schema] = data["schema"]
+            assert schema["migration"] == "catalog.0001_initial"
+            assert schema[f"missing_in_{fresh_db}"] == ["column catalog_category.slug"]
+            assert schema[f"missing_in_{other}"] == []
+            assert run(other, "--compare", other)[0] == 0
+        finally:
+            remove_alias(other)
 
 
 class OnlyOn:

@@ -41,14 +41,7 @@ def test_empty_database_is_all_unapplied_and_stays_empty(fresh_db):
 def test_diagnosis_issues_only_reads(fresh_db):
     h.migrate(fresh_db)
     h.unrecord(fresh_db, "catalog", "0002_tags")
-    seen: list[str] = []
-
-    def spy(execute, sql, params, many, context):
-        seen.append(sql)
-        return execute(sql, params, many, context)
-
-    with connections[fresh_db].execute_wrapper(spy):
-        diagnose(fresh_db)
+    seen = h.statements_of(fresh_db, lambda: diagnose(fresh_db))
     assert seen
     for statement in seen:
         head = statement.lstrip().split(None, 1)[0].upper()

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from django.db import connections
-
 from migration_doctor.diagnose import diagnose
 
 from . import helpers as h
 
 
 def statements(alias: str) -> list[str]:
-    seen: list[str] = []
-
-    def spy(execute, sql, params, many, context):
-        seen.append(sql)
-        return execute(sql, params, many, context)
-
-    with connections[alias].execute_wrapper(spy):
-        diagnose(alias)
-    return seen
+    return h.statements_of(alias, lambda: diagnose(alias))
 
 
 def test_statement_count_is_constant(fresh_db):

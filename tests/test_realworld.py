@@ -13,14 +13,13 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import BACKEND, _admin_execute, _unavailable
+from .conftest import BACKEND, scratch_database
 
 pytest.importorskip("wagtail", reason="wagtail is not installed: the real-world app set needs it")
 
@@ -81,26 +80,8 @@ def _explain(report: dict[str, Any]) -> str:
 @pytest.fixture
 def realworld(tmp_path: Path) -> Iterator[RealWorld]:
     """A brand-new, empty database of the selected backend, dropped afterwards."""
-    name = f"md_rw_{uuid.uuid4().hex[:12]}"
-    if BACKEND == "sqlite":
-        path = tmp_path / f"{name}.sqlite3"
-        path.touch()  # an empty file is an empty database; the doctor never creates one
-        yield RealWorld(str(path))
-        return
-    try:
-        if BACKEND == "postgres":
-            _admin_execute(f'CREATE DATABASE "{name}"')
-        else:
-            _admin_execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    except Exception as exc:  # driver missing or server down
-        _unavailable(exc)
-    try:
+    with scratch_database(tmp_path, "md_rw") as name:
         yield RealWorld(name)
-    finally:
-        if BACKEND == "postgres":
-            _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        else:
-            _admin_execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def test_freshly_migrated_realworld_database_is_healthy(realworld):

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ import pytest
 from migration_doctor.findings import Finding, Severity
 from migration_doctor.traps import ImportWatch, parse_faulthandler, tables_in
 
-from .conftest import BACKEND, REQUIRE_DB
+from .conftest import BACKEND, scratch_database
 
 BACKENDS = ["sqlite", "postgres"] + (["mysql"] if BACKEND == "mysql" else [])
 BOUND = 30.0  # seconds: every watch, even of a hanging project, ends well within this
@@ -338,63 +337,17 @@ class Project:
         return findings, watch
 
 
-def _admin(backend: str, sql: str) -> None:
-    from testproject.settings import database
-
-    cfg = database(backend, "postgres" if backend == "postgres" else "")
-    if backend == "postgres":
-        import psycopg
-
-        with psycopg.connect(
-            host=cfg["HOST"],
-            port=cfg["PORT"],
-            user=cfg["USER"],
-            password=cfg["PASSWORD"],
-            dbname="postgres",
-            autocommit=True,
-            connect_timeout=5,
-        ) as conn:
-            conn.execute(sql)
-    else:
-        import MySQLdb
-
-        conn = MySQLdb.connect(
-            host=cfg["HOST"],
-            port=int(cfg["PORT"]),
-            user=cfg["USER"],
-            password=cfg["PASSWORD"],
-            connect_timeout=5,
-        )
-        try:
-            conn.cursor().execute(sql)
-        finally:
-            conn.close()
-
-
 @pytest.fixture(params=BACKENDS)
 def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]:
     """A clean project (no traps) with an empty database of its own."""
     from testproject.settings import database
 
     backend: str = request.param
-    name = f"md_traps_{uuid.uuid4().hex[:10]}"
-    if backend == "sqlite":
-        cfg = database("sqlite", str(tmp_path / f"{name}.sqlite3"))
-    else:
-        create = (
-            f'CREATE DATABASE "{name}"'
-            if backend == "postgres"
-            else f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
-        )
-        try:
-            _admin(backend, create)
-        except Exception as exc:  # driver missing or server down
-            first = str(exc).splitlines()[0] if str(exc) else repr(exc)
-            reason = f"{backend} server not reachable: {first}"
-            if REQUIRE_DB:
-                pytest.fail(reason + " (MIGRATION_DOCTOR_REQUIRE_DB=1)")
-            pytest.skip(reason)
-        cfg = database(backend, name)
+    with scratch_database(tmp_path, "md_traps", backend) as name:
+        yield _project(tmp_path, backend, database(backend, name))
+
+
+def _project(tmp_path: Path, backend: str, cfg: dict[str, object]) -> Project:
     proj = Project(tmp_path / "site", backend)
     proj.write("manage.py", MANAGE)
     proj.write("trapsite/__init__.py", "")
@@ -409,13 +362,7 @@ def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]
     proj.write("trapshop/views.py", VIEWS)
     proj.write("trapshop/forms.py", FORMS)
     proj.write("trapshop/services.py", SERVICES)
-    try:
-        yield proj
-    finally:
-        if backend == "postgres":
-            _admin(backend, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        elif backend == "mysql":
-            _admin(backend, f"DROP DATABASE IF EXISTS `{name}`")
+    return proj
 
 
 def migrated(project: Project) -> None:
