@@ -6,6 +6,8 @@ import difflib
 from collections import defaultdict
 from collections.abc import Iterable
 
+from django.db.backends.base.base import BaseDatabaseWrapper
+
 from .expected import Key, MigrationEffect, Obj, describe
 from .findings import Finding, Fix
 from .ledger import LEDGER_TABLE
@@ -74,23 +76,30 @@ def _collapse(objs: list[Obj], schema_has_table: set[str]) -> list[Obj]:
     return [o for o in objs if o[0] == "table" or o[1] not in tables]
 
 
-def sql_literal(value: str) -> str:
+def sql_literal(value: str, vendor: str = "") -> str:
+    """A string literal for SQL shown to people (what runs is always parameterised)."""
+    if vendor == "mysql":  # backslash is an escape character in MySQL strings
+        value = value.replace("\\", "\\\\")
     return "'" + value.replace("'", "''") + "'"
 
 
-def delete_row_sql(snapshot: Snapshot, app: str, name: str) -> str:
-    qn = snapshot.connection.ops.quote_name
+def delete_row_sql(connection: BaseDatabaseWrapper, app: str, name: str) -> str:
+    qn, v = connection.ops.quote_name, connection.vendor
     return (
-        f"DELETE FROM {qn(recorder_table())} WHERE {qn('app')} = {sql_literal(app)} "
-        f"AND {qn('name')} = {sql_literal(name)};"
+        f"DELETE FROM {qn(recorder_table())} WHERE {qn('app')} = {sql_literal(app, v)} "
+        f"AND {qn('name')} = {sql_literal(name, v)};"
     )
 
 
-def insert_row_sql(snapshot: Snapshot, app: str, name: str) -> str:
-    qn = snapshot.connection.ops.quote_name
+def insert_row_sql(
+    connection: BaseDatabaseWrapper, app: str, name: str, applied: str | None = None
+) -> str:
+    """`applied`: a timestamp to show, else the database's CURRENT_TIMESTAMP."""
+    qn, v = connection.ops.quote_name, connection.vendor
+    when = sql_literal(applied, v) if applied else "CURRENT_TIMESTAMP"
     return (
         f"INSERT INTO {qn(recorder_table())} ({qn('app')}, {qn('name')}, {qn('applied')}) "
-        f"VALUES ({sql_literal(app)}, {sql_literal(name)}, CURRENT_TIMESTAMP);"
+        f"VALUES ({sql_literal(app, v)}, {sql_literal(name, v)}, {when});"
     )
 
 
@@ -337,14 +346,14 @@ class Classifier:
         if present:
             fix = Fix(
                 f"{parent[0]}.{parent[1]}'s schema is present: record it.",
-                (insert_row_sql(self.s, *parent), f"{MANAGE} migrate"),
+                (insert_row_sql(self.s.connection, *parent), f"{MANAGE} migrate"),
             )
         else:
             fix = Fix(
                 f"Un-record {child[0]}.{child[1]}, apply {parent[0]}.{parent[1]} for real, "
                 f"then re-record {child[0]}.{child[1]} (never truncate django_migrations).",
                 (
-                    delete_row_sql(self.s, *child),
+                    delete_row_sql(self.s.connection, *child),
                     f"{MANAGE} migrate {parent[0]} {parent[1]}",
                     f"{MANAGE} migrate {child[0]} {child[1]} --fake",
                 ),
@@ -386,7 +395,7 @@ class Classifier:
             fix = Fix(
                 f"Nothing of {app}.{name} is in the database: un-record it and apply it again.",
                 (
-                    delete_row_sql(self.s, app, name),
+                    delete_row_sql(self.s.connection, app, name),
                     f"{MANAGE} migrate {app} {name}",
                 ),
             )
@@ -595,7 +604,7 @@ class Classifier:
                 cmds = (
                     (f"{MANAGE} migrate {app} --prune",)
                     if installed
-                    else (delete_row_sql(self.s, *key),)
+                    else (delete_row_sql(self.s.connection, *key),)
                 )
                 self.add(
                     "stale-record",

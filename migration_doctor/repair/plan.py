@@ -18,7 +18,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
-from ..classify import live_has, sql_literal
+from ..classify import delete_row_sql, insert_row_sql, live_has
 from ..diagnose import Report
 from ..expected import Footprints, Key, ModelKey, Obj, column_of, describe
 from ..findings import Finding
@@ -120,13 +120,8 @@ class RecordRows(Step):
         return list(self.rows)
 
     def sql(self, ctx: Context) -> list[str]:
-        qn = ctx.connection.ops.quote_name
         now = timezone.now().isoformat(sep=" ", timespec="seconds")
-        return [
-            f"INSERT INTO {qn(recorder_table())} ({qn('app')}, {qn('name')}, {qn('applied')}) "
-            f"VALUES ({sql_literal(a)}, {sql_literal(n)}, {sql_literal(now)});"
-            for a, n in self.rows
-        ]
+        return [insert_row_sql(ctx.connection, a, n, now) for a, n in self.rows]
 
     def apply(self, ctx: Context) -> None:
         MigrationRecorder(ctx.connection).ensure_schema()
@@ -146,12 +141,7 @@ class DeleteRows(Step):
         return list(self.rows)
 
     def sql(self, ctx: Context) -> list[str]:
-        qn = ctx.connection.ops.quote_name
-        return [
-            f"DELETE FROM {qn(recorder_table())} WHERE {qn('app')} = {sql_literal(a)} "
-            f"AND {qn('name')} = {sql_literal(n)};"
-            for a, n in self.rows
-        ]
+        return [delete_row_sql(ctx.connection, a, n) for a, n in self.rows]
 
     def apply(self, ctx: Context) -> None:
         manager = MigrationRecorder.Migration.objects.using(ctx.connection.alias)
