@@ -598,14 +598,31 @@ class Classifier:
             ):
                 continue
             by_app[row.app].append(key)
+
+        # MySQL's default collations compare without case and trailing spaces: a statement
+        # naming `0001_INITIAL` would also delete the real `0001_initial`. Such rows are
+        # deleted by id, never by name (nor by `migrate --prune`, which deletes by name).
+        def folded(k: Key) -> Key:
+            return (k[0].lower().rstrip(), k[1].lower().rstrip())
+
+        real = {
+            folded(k) for k in self.recorded if k not in {x for v in by_app.values() for x in v}
+        }
+        real |= {folded(k) for k in self.loader.disk_migrations}
+        qn = self.s.connection.ops.quote_name
         for app, keys in sorted(by_app.items()):
             installed = app in self.loader.migrated_apps
             for key in sorted(set(keys)):
-                cmds = (
-                    (f"{MANAGE} migrate {app} --prune",)
-                    if installed
-                    else (delete_row_sql(self.s.connection, *key),)
-                )
+                ids = sorted(r.id for r in self.s.rows if r.key == key)
+                if self.vendor == "mysql" and folded(key) in real:
+                    cmds: tuple[str, ...] = (
+                        f"DELETE FROM {qn(recorder_table())} WHERE {qn('id')} IN "
+                        f"({', '.join(map(str, ids))});",
+                    )
+                elif installed:
+                    cmds = (f"{MANAGE} migrate {app} --prune",)
+                else:
+                    cmds = (delete_row_sql(self.s.connection, *key),)
                 self.add(
                     "stale-record",
                     app,
@@ -628,6 +645,7 @@ class Classifier:
                             None,
                         ),
                         "app_installed": installed,
+                        "ids": ids,
                     },
                     Fix("Delete the row.", cmds),
                 )

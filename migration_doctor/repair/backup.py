@@ -88,15 +88,30 @@ def read_backup(path: Path) -> dict[str, Any]:
     rows = document.get("rows")
     if not isinstance(rows, list) or document.get("sha256") != _digest(rows):
         raise DoctorError(f"Backup file {path} was edited or truncated (checksum mismatch).")
+    seen: set[int] = set()
     for row in rows:
         if not (
             isinstance(row, dict)
-            and isinstance(row.get("id"), int)
-            and isinstance(row.get("app"), str)
-            and isinstance(row.get("name"), str)
+            and set(row) == {"id", "app", "name", "applied"}
+            and isinstance(row["id"], int)
+            and isinstance(row["app"], str)
+            and isinstance(row["name"], str)
+            and _is_timestamp(row["applied"])
+            and row["id"] not in seen
         ):
             raise DoctorError(f"Backup file {path} has a malformed row: {row!r}.")
+        seen.add(row["id"])
     return document
+
+
+def _is_timestamp(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def restore(connection: BaseDatabaseWrapper, path: Path) -> int:
@@ -108,7 +123,7 @@ def restore(connection: BaseDatabaseWrapper, path: Path) -> int:
             id=r["id"],
             app=r["app"],
             name=r["name"],
-            applied=datetime.datetime.fromisoformat(r["applied"]) if r["applied"] else None,
+            applied=datetime.datetime.fromisoformat(r["applied"]),
         )
         for r in document["rows"]
     ]

@@ -53,7 +53,7 @@ class WriteMerge(Step):
 
 def merge_step(finding: Finding, snapshot: Snapshot) -> tuple[list[Step], str]:
     app = finding.app
-    assert app
+    assert app is not None
     graph = snapshot.graph.graph
     leaves = [(app, n) for n in finding.evidence["leaves"]]
     plans = [graph.forwards_plan(leaf) for leaf in leaves]
@@ -146,7 +146,7 @@ class FinalizeSquash(Step):
 
 def finalize_squash_step(finding: Finding, snapshot: Snapshot) -> tuple[list[Step], str]:
     app, name = finding.app, finding.migration
-    assert app and name
+    assert app is not None and name is not None
     key = (app, name)
     loader = snapshot.graph.loader
     replaced = set(loader.resolved_replaces(key))

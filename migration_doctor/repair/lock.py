@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import time
+import urllib.parse
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,18 +78,25 @@ def repair_lock(connection: BaseDatabaseWrapper, timeout: float = 0.0) -> Iterat
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [PG_KEY])
     elif vendor == "mysql":
-        name = f"{LOCK_NAME}.{connection.settings_dict['NAME']}"[:64]
+        # GET_LOCK names are server-wide and at most 64 characters: a digest of the
+        # database name keeps two long names from sharing one lock.
+        digest = hashlib.sha256(str(connection.settings_dict["NAME"]).encode()).hexdigest()
+        name = f"{LOCK_NAME}.{digest[:32]}"
         with connection.cursor() as cursor:
-            cursor.execute("SELECT GET_LOCK(%s, %s)", [name, int(max(timeout, 0))])
-            if cursor.fetchone()[0] != 1:
-                raise LockHeld(_held(connection, timeout))
+            while True:  # poll: GET_LOCK's own timeout counts whole seconds only
+                cursor.execute("SELECT GET_LOCK(%s, 0)", [name])
+                if cursor.fetchone()[0] == 1:
+                    break
+                if time.monotonic() >= deadline:
+                    raise LockHeld(_held(connection, timeout))
+                time.sleep(0.2)
         try:
             yield f"MySQL lock {name!r}"
         finally:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT RELEASE_LOCK(%s)", [name])
     elif vendor == "sqlite":
-        path = Path(str(connection.settings_dict["NAME"]) + ".migration_doctor.lock")
+        path = Path(sqlite_path(str(connection.settings_dict["NAME"])) + ".migration_doctor.lock")
         handle: IO[str] = path.open("a")
         try:
             while True:
@@ -103,6 +112,13 @@ def repair_lock(connection: BaseDatabaseWrapper, timeout: float = 0.0) -> Iterat
             handle.close()
     else:
         raise DoctorError(f"Repairs are not supported on {vendor}.")
+
+
+def sqlite_path(name: str) -> str:
+    """The file behind an SQLite NAME, which may be a `file:...?mode=rw` URI."""
+    if name.startswith("file:"):
+        return urllib.parse.unquote(urllib.parse.urlparse(name).path)
+    return name
 
 
 def _held(connection: BaseDatabaseWrapper, timeout: float) -> str:

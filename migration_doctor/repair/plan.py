@@ -18,7 +18,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
-from ..classify import delete_row_sql, insert_row_sql, live_has
+from ..classify import insert_row_sql, live_has
 from ..diagnose import Report
 from ..expected import Footprints, Key, ModelKey, Obj, column_of, describe
 from ..findings import Finding
@@ -127,31 +127,15 @@ class RecordRows(Step):
         MigrationRecorder(ctx.connection).ensure_schema()
         manager = MigrationRecorder.Migration.objects.using(ctx.connection.alias)
         for app, name in self.rows:
-            if not manager.filter(app=app, name=name).exists():
+            # Compared in Python: MySQL's collation would call `0001_INITIAL` a match.
+            same = manager.filter(app=app, name=name).values_list("app", "name")
+            if (app, name) not in set(same):
                 manager.create(app=app, name=name)
 
 
 @dataclass
-class DeleteRows(Step):
-    rows: list[Key] = field(default_factory=list)
-    writes_rows = True
-    action = "unrecord"
-
-    def rows_touched(self) -> list[Key]:
-        return list(self.rows)
-
-    def sql(self, ctx: Context) -> list[str]:
-        return [delete_row_sql(ctx.connection, a, n) for a, n in self.rows]
-
-    def apply(self, ctx: Context) -> None:
-        manager = MigrationRecorder.Migration.objects.using(ctx.connection.alias)
-        for app, name in self.rows:
-            manager.filter(app=app, name=name).delete()
-
-
-@dataclass
 class DeleteRowIds(Step):
-    """Delete rows by id: the extra copies of a row recorded twice."""
+    """Delete rows by id: exactly the rows the snapshot showed (stale rows, extra copies)."""
 
     ids: list[int] = field(default_factory=list)
     writes_rows = True
@@ -220,10 +204,16 @@ def add_missing(
             add.state_forwards(app, after)
             add.database_forwards(app, editor, current, after)
             current = after
-    for obj in objects:
-        if obj[0] != "constraint" or obj[1] in tables:
-            continue
+    named = [o for o in objects if o[0] == "constraint" and o[1] not in tables]
+    # Constraints first: on SQLite adding one rebuilds the table with every index the model
+    # has, so an index may exist by the time its turn comes; look before adding.
+    named.sort(key=lambda o: any(i.name == o[2] for i in by_table[o[1]]._meta.indexes))
+    for obj in named:
         model = by_table[obj[1]]
+        if not editor.collect_sql:
+            with connection.cursor() as cursor:
+                if obj[2] in connection.introspection.get_constraints(cursor, obj[1]):
+                    continue
         index = next((i for i in model._meta.indexes if i.name == obj[2]), None)
         if index is not None:
             editor.add_index(model, index)
@@ -441,20 +431,21 @@ def _steps_for(
     kind, app, name = finding.kind, finding.app, finding.migration
     ev = finding.evidence
     if kind == "stale-record":
-        assert app and name
+        assert app is not None and name is not None
+        # By id: on MySQL a name comparison ignores case and trailing spaces.
         return [
-            DeleteRows(
+            DeleteRowIds(
                 kind,
                 app,
                 name,
                 f"Delete the row of {app}.{name}",
                 "no migration file has that name and no squash replaces it",
                 finding.fix.commands[0] if finding.fix.commands else "",
-                rows=[(app, name)],
+                ids=list(ev["ids"]),
             )
         ], ""
     if kind == "duplicate-record":
-        assert app and name
+        assert app is not None and name is not None
         extra = [i for i in ev["ids"] if i != ev["keep"]]
         return [
             DeleteRowIds(
@@ -468,12 +459,12 @@ def _steps_for(
             )
         ], ""
     if kind == "multiple-leaves":
-        assert app
+        assert app is not None
         return merge_step(finding, snapshot)
     if kind == "squash-ready":
         return finalize_squash_step(finding, snapshot)
     if kind == "missing-schema":
-        assert app and name
+        assert app is not None and name is not None
         effect = snapshot.expected.effects[(app, name)]
         missing = [o for o in effect.creates if describe(o) in set(ev["missing"])]
         return [
@@ -488,7 +479,7 @@ def _steps_for(
             )
         ], ""
     if kind == "table-exists":
-        assert app and name
+        assert app is not None and name is not None
         effect = snapshot.expected.effects[(app, name)]
         flag = "--fake-initial" if effect.initial else "--fake"
         step = RecordRows(
@@ -505,7 +496,7 @@ def _steps_for(
             step.unproven_why = f"recording skips {', '.join(effect.opaque)}"
         return [step], ""
     if kind in ("partially-applied", "squash-partial"):
-        assert app and name
+        assert app is not None and name is not None
         key = (app, name)
         progress = _op_progress(snapshot, key)
         if progress.unsafe:
@@ -634,6 +625,9 @@ def _without_repeats(steps: list[Step], earlier: list[Step]) -> list[Step]:
         if isinstance(s, RunOperations)
         for i in [*s.indexes, *s.complete]
     }
+    made = {
+        o[1] for s in earlier if isinstance(s, CreateMissing) for o in s.objects if o[0] == "table"
+    }
     kept: list[Step] = []
     for step in steps:
         if isinstance(step, RecordRows):
@@ -641,6 +635,12 @@ def _without_repeats(steps: list[Step], earlier: list[Step]) -> list[Step]:
             if not step.rows:
                 continue
             done.update(step.rows)
+        if isinstance(step, CreateMissing):
+            # A table re-created from the applied state already has its later columns.
+            step.objects = [o for o in step.objects if o[0] == "table" or o[1] not in made]
+            if not step.objects:
+                continue
+            made.update(o[1] for o in step.objects if o[0] == "table")
         if isinstance(step, RunOperations):
             # A half-applied migration with a recorded dependent is asked for twice.
             step.indexes = [i for i in step.indexes if (step.key, i) not in ran]

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from ..diagnose import Report, diagnose
 from ..ledger import ensure_table, write_entry
+from ..snapshot import DoctorError
 from ..snapshot.rows import RecordedRow
 from .backup import mirror_ledger, write_backup
 from .lock import lock_in_transaction, repair_lock
@@ -150,34 +151,45 @@ def run_repair(
             if on_backup:
                 on_backup(result.backup)
             fault_point("after-backup")
-            ensure_table(connection)  # the first repair creates the ledger; diagnoses never do
-            ctx = result.context
-            before = {row.key: row for row in ctx.snapshot.rows}
-            for step in [s for s in chosen if not s.writes_rows]:
-                sql = step.sql(ctx)
-                with _locked_transaction(connection):
-                    step.apply(ctx)
-                result.ledger.append(_trace(ctx, step, sql, before, result.backup))
-                result.applied.append(step)
-                if on_step:
-                    on_step(step, "done")
-                fault_point(f"after-step-{len(result.applied)}")
-            rows = [s for s in chosen if s.writes_rows]
-            if rows:
-                # The row changes and their ledger entries commit together or not at all.
-                with transaction.atomic(using=connection.alias):
-                    lock_in_transaction(connection)
-                    entries = []
-                    for step in rows:
-                        sql = step.sql(ctx)
+            try:
+                ensure_table(connection)  # the first repair creates the ledger; diagnoses never do
+                ctx = result.context
+                before = {row.key: row for row in ctx.snapshot.rows}
+                for step in [s for s in chosen if not s.writes_rows]:
+                    sql = step.sql(ctx)
+                    with _locked_transaction(connection):
                         step.apply(ctx)
-                        entries.append(_trace(ctx, step, sql, before, result.backup))
-                        fault_point(f"in-rows-{len(entries)}")
-                result.ledger.extend(entries)
-                result.applied.extend(rows)
-                for step in rows:
+                    result.ledger.append(_trace(ctx, step, sql, before, result.backup))
+                    result.applied.append(step)
                     if on_step:
                         on_step(step, "done")
-            mirror_ledger(result.backup, result.ledger)
+                    fault_point(f"after-step-{len(result.applied)}")
+                rows = [s for s in chosen if s.writes_rows]
+                if rows:
+                    # The row changes and their ledger entries commit together or not at all.
+                    with transaction.atomic(using=connection.alias):
+                        lock_in_transaction(connection)
+                        entries = []
+                        for step in rows:
+                            sql = step.sql(ctx)
+                            step.apply(ctx)
+                            entries.append(_trace(ctx, step, sql, before, result.backup))
+                            fault_point(f"in-rows-{len(entries)}")
+                    result.ledger.extend(entries)
+                    result.applied.extend(rows)
+                    for step in rows:
+                        if on_step:
+                            on_step(step, "done")
+            except DatabaseError as exc:
+                # A user that may only read, a full disk, a lost server: one clear line.
+                done = f"{len(result.applied)} step(s) were applied before it"
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                raise DoctorError(
+                    f"The database refused a write ({first}); {done}. The backup is "
+                    f"{result.backup}; diagnose again to see the state."
+                ) from exc
+            finally:
+                if result.ledger:
+                    mirror_ledger(result.backup, result.ledger)
     result.after = diagnose(database, labels)
     return result

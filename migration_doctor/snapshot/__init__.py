@@ -74,6 +74,10 @@ def get_connection(alias: str = DEFAULT_DB_ALIAS) -> BaseDatabaseWrapper:
         options.setdefault("connect_timeout", CONNECT_TIMEOUT)
     try:
         connection.ensure_connection()
+        if connection.vendor == "sqlite":
+            # SQLite opens lazily: a file that is not a database only fails at a read.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM sqlite_master LIMIT 1")
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DoctorError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,15 @@ class Command(BaseCommand):
             metavar="PATH",
             help="Put django_migrations back exactly as a backup file recorded it.",
         )
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        """With --traceback Django re-raises a CommandError and Python exits 1, the status
+        reserved for findings: show the traceback, keep the command's own status."""
+        try:
+            super().run_from_argv(argv)
+        except CommandError as exc:
+            traceback.print_exc()
+            sys.exit(exc.returncode)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
