@@ -326,3 +326,63 @@ def test_asks_step_by_step(fresh_db, monkeypatch):
     monkeypatch.setattr("builtins.input", lambda prompt: "q")
     call_command("migration_doctor", "--fix", database=fresh_db, stdout=io.StringIO())
     assert ("catalog", "0009_gone") in h.recorded(fresh_db)
+
+
+BOX = """
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("catalog", "0003_product_sku_stock")]
+    operations = [
+        migrations.CreateModel(
+            "Box",
+            fields=[
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("label", models.CharField(max_length=20)),
+                ("tags", models.ManyToManyField(to="catalog.tag")),
+            ],
+        ),
+    ]
+"""
+
+
+def test_unsafe_partial_is_rolled_back_only_without_data(fresh_db, migration_package):
+    """A CreateModel whose table exists but whose M2M table does not cannot be completed
+    safely: the present part is rolled back (never when it holds data, unless allowed)."""
+    sources = h.app_migration_sources("catalog")
+    migration_package("catalog", {**sources, "0004_box": BOX})
+    h.migrate(fresh_db, "catalog", "0003_product_sku_stock")
+    h.sql(
+        fresh_db,
+        f"CREATE TABLE {h.qn(fresh_db, 'catalog_box')} "
+        "(id integer PRIMARY KEY, label varchar(20) NOT NULL)",
+    )
+    h.sql(fresh_db, "INSERT INTO catalog_box (id, label) VALUES (1, 'keep me')")
+    status, out = fix(fresh_db, "--only", "partially-applied")
+    assert status == 1
+    assert "would drop data (table catalog_box (1))" in out
+    assert "catalog_box" in h.tables(fresh_db)
+    h.sql(fresh_db, "DELETE FROM catalog_box")
+    status, out = fix(fresh_db, "--only", "partially-applied")
+    assert status == 0, out
+    assert "Roll back the present part of catalog.0004_box (table catalog_box)" in out
+    assert "catalog_box" not in h.tables(fresh_db)
+    h.migrate(fresh_db)  # now migrate applies 0004 whole
+    assert {"catalog_box", "catalog_box_tags"} <= set(h.tables(fresh_db))
+
+
+def test_allow_data_loss_rolls_back_a_part_holding_data(fresh_db, migration_package):
+    sources = h.app_migration_sources("catalog")
+    migration_package("catalog", {**sources, "0004_box": BOX})
+    h.migrate(fresh_db, "catalog", "0003_product_sku_stock")
+    h.sql(
+        fresh_db,
+        f"CREATE TABLE {h.qn(fresh_db, 'catalog_box')} "
+        "(id integer PRIMARY KEY, label varchar(20) NOT NULL)",
+    )
+    h.sql(fresh_db, "INSERT INTO catalog_box (id, label) VALUES (1, 'lose me')")
+    status, out = fix(fresh_db, "--only", "partially-applied", "--allow-data-loss")
+    assert status == 0, out
+    assert "--allow-data-loss was given" in out
+    h.migrate(fresh_db)

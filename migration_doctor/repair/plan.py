@@ -290,6 +290,88 @@ def _editor(connection: BaseDatabaseWrapper, shared: Any) -> Iterator[Any]:
 
 
 @dataclass
+class RollBack(Step):
+    """Remove the present part of a half-applied migration, so `migrate` can apply it whole.
+
+    Only offered when that part cannot be completed safely; never when it holds data,
+    unless --allow-data-loss.
+    """
+
+    key: Key = ("", "")
+    objects: list[Obj] = field(default_factory=list)  # present objects the migration created
+    writes_schema = True
+
+    def _run(self, ctx: Context, collect: bool) -> list[str]:
+        migration = ctx.loader.graph.nodes[self.key]
+        assert migration is not None
+        app = self.key[0]
+        state = ctx.state_before(self.key)
+        for op in migration.operations:
+            op.state_forwards(app, state)
+        connection = ctx.connection
+        fp = Footprints(connection)
+        tables = {o[1] for o in self.objects if o[0] == "table"}
+        present = {(o[1], o[2]) for o in self.objects if o[0] == "column"}
+        # The model as the database has it: the migration's columns that are absent removed.
+        live = state.clone()
+        drops: list[tuple[ModelKey, str]] = []
+        for mkey, ms in state.models.items():
+            table = fp.table_name(mkey[0], mkey[1], ms)
+            if table in tables:
+                continue
+            for name, fld in ms.fields.items():
+                column = column_of(name, fld)
+                if not column or fld.many_to_many:
+                    continue
+                if (table, column) in present:
+                    drops.append((mkey, name))
+                elif ("column", table, column) in set(
+                    ctx.snapshot.expected.effects[self.key].creates
+                ):
+                    ops.RemoveField(mkey[1], name).state_forwards(mkey[0], live)
+        qn = connection.ops.quote_name
+        with connection.schema_editor(
+            collect_sql=collect, atomic=connection.features.can_rollback_ddl
+        ) as editor:
+            for (mapp, model_name), name in drops:
+                after = live.clone()
+                remove = ops.RemoveField(model_name, name)
+                remove.state_forwards(mapp, after)
+                remove.database_forwards(mapp, editor, live, after)
+                live = after
+            for table in sorted(tables):
+                editor.execute(editor.sql_delete_table % {"table": qn(table)})
+            return list(editor.collected_sql) if collect else []
+
+    def sql(self, ctx: Context) -> list[str]:
+        try:
+            return self._run(ctx, collect=True)
+        except Exception as exc:
+            return [f"-- SQL not available without running it: {exc}"]
+
+    def apply(self, ctx: Context) -> None:
+        self._run(ctx, collect=False)
+
+
+def _data_in(connection: BaseDatabaseWrapper, objs: list[Obj]) -> dict[str, int]:
+    """How many rows / non-null values each present object holds (repairs only)."""
+    qn = connection.ops.quote_name
+    held: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        for obj in objs:
+            if obj[0] == "table":
+                cursor.execute(f"SELECT COUNT(*) FROM {qn(obj[1])}")
+            elif obj[0] == "column":
+                cursor.execute(f"SELECT COUNT(*) FROM {qn(obj[1])} WHERE {qn(obj[2])} IS NOT NULL")
+            else:
+                continue
+            count = int(cursor.fetchone()[0])
+            if count:
+                held[describe(obj)] = count
+    return held
+
+
+@dataclass
 class CreateMissing(Step):
     """Re-create missing tables, columns and named constraints from the applied state."""
 
@@ -371,7 +453,9 @@ def _op_progress(snapshot: Snapshot, key: Key) -> Progress:
     return p
 
 
-def build_plan(report: Report, only: set[str] | None = None) -> Plan:
+def build_plan(
+    report: Report, only: set[str] | None = None, allow_data_loss: bool = False
+) -> Plan:
     """Steps for every repairable finding of `report` (restricted to `only` kinds if given)."""
     snapshot = report.snapshot
     assert snapshot is not None
@@ -396,7 +480,7 @@ def build_plan(report: Report, only: set[str] | None = None) -> Plan:
         if finding.kind == "squash-ready" and (only is None or "squash-ready" not in only):
             plan.skipped.append((finding, "source files change only with --only squash-ready"))
             continue
-        steps, why = _steps_for(finding, snapshot, recorded_parent)
+        steps, why = _steps_for(finding, snapshot, recorded_parent, allow_data_loss)
         if why:
             plan.skipped.append((finding, why))
             continue
@@ -423,8 +507,45 @@ def build_plan(report: Report, only: set[str] | None = None) -> Plan:
     return plan
 
 
+def _roll_back(
+    finding: Finding, snapshot: Snapshot, key: Key, unsafe: list[int], allow_data_loss: bool
+) -> tuple[list[Step], str]:
+    app, name = key
+    why = (
+        f"operation(s) {', '.join(map(str, unsafe))} of {app}.{name} are themselves half "
+        "done in a way that cannot be completed safely"
+    )
+    effect = snapshot.expected.effects[key]
+    present = [o for o in effect.creates if live_has(snapshot.schema, o) and o[0] != "constraint"]
+    tables = {o[1] for o in present if o[0] == "table"}
+    present = [o for o in present if o[0] == "table" or o[1] not in tables]
+    held = _data_in(snapshot.connection, present)
+    if held and not allow_data_loss:
+        data = ", ".join(f"{k} ({v})" for k, v in held.items())
+        return [], (
+            f"{why}; rolling the present part back would drop data ({data}): do it by hand, "
+            "or pass --allow-data-loss"
+        )
+    return [
+        RollBack(
+            finding.kind,
+            app,
+            name,
+            f"Roll back the present part of {app}.{name} "
+            f"({', '.join(describe(o) for o in present)}); `migrate` then applies it whole",
+            f"{why}; " + ("it holds no data" if not held else "--allow-data-loss was given"),
+            f"{MANAGE} migrate {app} {name}  # after the roll-back",
+            key=key,
+            objects=present,
+        )
+    ], ""
+
+
 def _steps_for(
-    finding: Finding, snapshot: Snapshot, recorded_parent: set[Key]
+    finding: Finding,
+    snapshot: Snapshot,
+    recorded_parent: set[Key],
+    allow_data_loss: bool = False,
 ) -> tuple[list[Step], str]:
     from .files import finalize_squash_step, merge_step
 
@@ -500,11 +621,7 @@ def _steps_for(
         key = (app, name)
         progress = _op_progress(snapshot, key)
         if progress.unsafe:
-            return [], (
-                f"operation(s) {', '.join(map(str, progress.unsafe))} of {app}.{name} are "
-                "themselves half done in a way that cannot be completed safely: roll the "
-                "present part back by hand"
-            )
+            return _roll_back(finding, snapshot, key, progress.unsafe, allow_data_loss)
         migration = snapshot.graph.graph.nodes[key]
         assert migration is not None
         run, unknown = progress.run, progress.unknown

@@ -107,6 +107,7 @@ def run_repair(
     confirm: Confirm | None = None,
     backup_path: Path | None = None,
     lock_timeout: float = 0.0,
+    allow_data_loss: bool = False,
     on_plan: Callable[[RepairResult], None] | None = None,
     on_step: Callable[[Step, str], None] | None = None,
     on_backup: Callable[[Path], None] | None = None,
@@ -115,7 +116,7 @@ def run_repair(
     if dry_run:
         report = diagnose(database, labels)
         assert report.snapshot is not None
-        plan = build_plan(report, only)
+        plan = build_plan(report, only, allow_data_loss)
         plan.steps = _order(plan.steps)
         result = RepairResult(plan, Context(report.snapshot), True)
         if on_plan:
@@ -128,7 +129,7 @@ def run_repair(
         # Diagnose again under the lock: the plan relies only on what is true now.
         report = diagnose(database, labels)
         assert report.snapshot is not None
-        plan = build_plan(report, only)
+        plan = build_plan(report, only, allow_data_loss)
         plan.steps = _order(plan.steps)
         result = RepairResult(plan, Context(report.snapshot), False, lock=lock)
         if on_plan:

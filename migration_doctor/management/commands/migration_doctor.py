@@ -135,6 +135,12 @@ class Command(BaseCommand):
             "<BASE_DIR>/migration_doctor_backups/<alias>-<timestamp>.json).",
         )
         repair.add_argument(
+            "--allow-data-loss",
+            action="store_true",
+            help="With --fix: allow rolling back the present part of a half-applied migration "
+            "even when it holds data (it is in no backup: only django_migrations is).",
+        )
+        repair.add_argument(
             "--lock-timeout",
             type=float,
             default=0.0,
@@ -359,6 +365,7 @@ class Command(BaseCommand):
             confirm=confirm if interactive else None,
             backup_path=Path(options["backup"]) if options["backup"] else None,
             lock_timeout=options["lock_timeout"],
+            allow_data_loss=options["allow_data_loss"],
             on_plan=on_plan,
             on_step=on_step,
             on_backup=on_backup,
