@@ -64,14 +64,7 @@ def repair_lock(connection: BaseDatabaseWrapper, timeout: float = 0.0) -> Iterat
         finally:
             connection._migration_doctor_xact_lock = False  # type: ignore[attr-defined]
     elif vendor == "postgresql":
-        with connection.cursor() as cursor:
-            while True:
-                cursor.execute("SELECT pg_try_advisory_lock(%s)", [PG_KEY])
-                if cursor.fetchone()[0]:
-                    break
-                if time.monotonic() >= deadline:
-                    raise LockHeld(_held(connection, timeout))
-                time.sleep(0.2)
+        _poll(connection, "SELECT pg_try_advisory_lock(%s)", [PG_KEY], deadline, timeout)
         try:
             yield f"PostgreSQL advisory lock {PG_KEY}"
         finally:
@@ -82,14 +75,8 @@ def repair_lock(connection: BaseDatabaseWrapper, timeout: float = 0.0) -> Iterat
         # database name keeps two long names from sharing one lock.
         digest = hashlib.sha256(str(connection.settings_dict["NAME"]).encode()).hexdigest()
         name = f"{LOCK_NAME}.{digest[:32]}"
-        with connection.cursor() as cursor:
-            while True:  # poll: GET_LOCK's own timeout counts whole seconds only
-                cursor.execute("SELECT GET_LOCK(%s, 0)", [name])
-                if cursor.fetchone()[0] == 1:
-                    break
-                if time.monotonic() >= deadline:
-                    raise LockHeld(_held(connection, timeout))
-                time.sleep(0.2)
+        # Polled: GET_LOCK's own timeout counts whole seconds only.
+        _poll(connection, "SELECT GET_LOCK(%s, 0)", [name], deadline, timeout)
         try:
             yield f"MySQL lock {name!r}"
         finally:
@@ -112,6 +99,24 @@ def repair_lock(connection: BaseDatabaseWrapper, timeout: float = 0.0) -> Iterat
             handle.close()
     else:
         raise DoctorError(f"Repairs are not supported on {vendor}.")
+
+
+def _poll(
+    connection: BaseDatabaseWrapper,
+    sql: str,
+    params: list[int | str],
+    deadline: float,
+    timeout: float,
+) -> None:
+    """Try a non-blocking lock statement until it answers true or the deadline passes."""
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(sql, params)
+            if cursor.fetchone()[0]:
+                return
+            if time.monotonic() >= deadline:
+                raise LockHeld(_held(connection, timeout))
+            time.sleep(0.2)
 
 
 def sqlite_path(name: str) -> str:

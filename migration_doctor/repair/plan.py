@@ -223,8 +223,29 @@ def add_missing(
             )
 
 
+class SchemaStep(Step):
+    """A step that changes the schema through Django's schema editor.
+
+    `_run(collect=True)` only collects the SQL the editor would run (what --dry-run shows).
+    """
+
+    writes_schema = True
+
+    def _run(self, ctx: Context, collect: bool) -> list[str]:
+        raise NotImplementedError
+
+    def sql(self, ctx: Context) -> list[str]:
+        try:
+            return self._run(ctx, collect=True)
+        except Exception as exc:  # some operations cannot render SQL without running
+            return [f"-- SQL not available without running it: {exc}"]
+
+    def apply(self, ctx: Context) -> None:
+        self._run(ctx, collect=False)
+
+
 @dataclass
-class RunOperations(Step):
+class RunOperations(SchemaStep):
     """Run some operations of a migration through the schema editor, as migrate would.
 
     `complete` maps an operation that is itself half done (a CreateModel whose table exists
@@ -235,7 +256,6 @@ class RunOperations(Step):
     key: Key = ("", "")
     indexes: list[int] = field(default_factory=list)
     complete: dict[int, list[Obj]] = field(default_factory=dict)
-    writes_schema = True
 
     def _run(self, ctx: Context, collect: bool) -> list[str]:
         migration = ctx.loader.graph.nodes[self.key]
@@ -265,15 +285,6 @@ class RunOperations(Step):
                 collected = list(shared_editor.collected_sql)
         return collected
 
-    def sql(self, ctx: Context) -> list[str]:
-        try:
-            return self._run(ctx, collect=True)
-        except Exception as exc:  # some operations cannot render SQL without running
-            return [f"-- SQL not available without running it: {exc}"]
-
-    def apply(self, ctx: Context) -> None:
-        self._run(ctx, collect=False)
-
 
 @contextmanager
 def _null() -> Iterator[None]:
@@ -290,7 +301,7 @@ def _editor(connection: BaseDatabaseWrapper, shared: Any) -> Iterator[Any]:
 
 
 @dataclass
-class RollBack(Step):
+class RollBack(SchemaStep):
     """Remove the present part of a half-applied migration, so `migrate` can apply it whole.
 
     Only offered when that part cannot be completed safely; never when it holds data,
@@ -299,7 +310,6 @@ class RollBack(Step):
 
     key: Key = ("", "")
     objects: list[Obj] = field(default_factory=list)  # present objects the migration created
-    writes_schema = True
 
     def _run(self, ctx: Context, collect: bool) -> list[str]:
         migration = ctx.loader.graph.nodes[self.key]
@@ -343,15 +353,6 @@ class RollBack(Step):
                 editor.execute(editor.sql_delete_table % {"table": qn(table)})
             return list(editor.collected_sql) if collect else []
 
-    def sql(self, ctx: Context) -> list[str]:
-        try:
-            return self._run(ctx, collect=True)
-        except Exception as exc:
-            return [f"-- SQL not available without running it: {exc}"]
-
-    def apply(self, ctx: Context) -> None:
-        self._run(ctx, collect=False)
-
 
 def _data_in(connection: BaseDatabaseWrapper, objs: list[Obj]) -> dict[str, int]:
     """How many rows / non-null values each present object holds (repairs only)."""
@@ -372,11 +373,10 @@ def _data_in(connection: BaseDatabaseWrapper, objs: list[Obj]) -> dict[str, int]
 
 
 @dataclass
-class CreateMissing(Step):
+class CreateMissing(SchemaStep):
     """Re-create missing tables, columns and named constraints from the applied state."""
 
     objects: list[Obj] = field(default_factory=list)
-    writes_schema = True
 
     def _run(self, ctx: Context, collect: bool) -> list[str]:
         connection = ctx.connection
@@ -385,15 +385,6 @@ class CreateMissing(Step):
         ) as editor:
             add_missing(editor, ctx.applied_state(), self.objects, connection)
             return list(editor.collected_sql) if collect else []
-
-    def sql(self, ctx: Context) -> list[str]:
-        try:
-            return self._run(ctx, collect=True)
-        except Exception as exc:
-            return [f"-- SQL not available without running it: {exc}"]
-
-    def apply(self, ctx: Context) -> None:
-        self._run(ctx, collect=False)
 
 
 @dataclass
