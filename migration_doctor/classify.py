@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .expected import Key, MigrationEffect, Obj, describe
+from .expected import Key, MigrationEffect, Obj, collapse, describe
 from .findings import Finding, Fix
 from .ledger import LEDGER_TABLE
 from .snapshot import Snapshot
@@ -68,12 +68,6 @@ def live_has(schema: LiveSchema, obj: Obj) -> bool:
 
 def _names(objs: Iterable[Obj]) -> list[str]:
     return [describe(o) for o in objs]
-
-
-def _collapse(objs: list[Obj], schema_has_table: set[str]) -> list[Obj]:
-    """Columns and constraints of a missing table say nothing more than the table itself."""
-    tables = {o[1] for o in objs if o[0] == "table"}
-    return [o for o in objs if o[0] == "table" or o[1] not in tables]
 
 
 def sql_literal(value: str, vendor: str = "") -> str:
@@ -389,7 +383,7 @@ class Classifier:
         if not missing:
             return
         present = [o for o in effect.creates if o in self.expected_live and o not in missing]
-        shown = _collapse(missing, set())
+        shown = collapse(missing)
         app, name = key
         if not present:
             fix = Fix(
@@ -467,8 +461,8 @@ class Classifier:
                 app,
                 name,
                 f"{app}.{name} is not recorded, but everything it creates is already in the "
-                f"database ({', '.join(_names(_collapse(done, set()))[:4])}"
-                f"{'…' if len(_collapse(done, set())) > 4 else ''}). `migrate` fails with: "
+                f"database ({', '.join(_names(collapse(done))[:4])}"
+                f"{'…' if len(collapse(done)) > 4 else ''}). `migrate` fails with: "
                 f"{exists_error(self.vendor, first)}.",
                 evidence,
                 Fix(

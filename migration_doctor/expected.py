@@ -57,6 +57,12 @@ def no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
+def collapse(objs: list[Obj]) -> list[Obj]:
+    """A table stands for its own columns and constraints in the same list."""
+    tables = {o[1] for o in objs if o[0] == "table"}
+    return [o for o in objs if o[0] == "table" or o[1] not in tables]
+
+
 def describe(obj: Obj) -> str:
     if obj[0] == "table":
         return f"table {obj[1]}"

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from ..classify import insert_row_sql, live_has
 from ..diagnose import Report
-from ..expected import Footprints, Key, ModelKey, Obj, column_of, describe
+from ..expected import Footprints, Key, ModelKey, Obj, collapse, column_of, describe
 from ..findings import Finding
 from ..snapshot import Snapshot
 from ..snapshot.rows import recorder_table
@@ -508,8 +508,7 @@ def _roll_back(
     )
     effect = snapshot.expected.effects[key]
     present = [o for o in effect.creates if live_has(snapshot.schema, o) and o[0] != "constraint"]
-    tables = {o[1] for o in present if o[0] == "table"}
-    present = [o for o in present if o[0] == "table" or o[1] not in tables]
+    present = collapse(present)
     held = _data_in(snapshot.connection, present)
     if held and not allow_data_loss:
         data = ", ".join(f"{k} ({v})" for k, v in held.items())
@@ -584,10 +583,10 @@ def _steps_for(
                 kind,
                 app,
                 name,
-                f"Re-create {', '.join(describe(o) for o in _top(missing))}",
+                f"Re-create {', '.join(describe(o) for o in collapse(missing))}",
                 f"{app}.{name} is recorded and created them; they are absent",
                 f"{MANAGE} sqlmigrate {app} {name}  # the statements for these objects",
-                objects=_top(missing),
+                objects=collapse(missing),
             )
         ], ""
     if kind == "table-exists":
@@ -758,13 +757,3 @@ def _without_repeats(steps: list[Step], earlier: list[Step]) -> list[Step]:
             ran.update((step.key, i) for i in [*step.indexes, *step.complete])
         kept.append(step)
     return kept
-
-
-def _top(objs: list[Obj]) -> list[Obj]:
-    """A missing table stands for its columns and constraints."""
-    tables = {o[1] for o in objs if o[0] == "table"}
-    return [o for o in objs if o[0] == "table" or o[1] not in tables]
-
-
-def applied_now() -> datetime.datetime:
-    return timezone.now()
