@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 from django.core.management import call_command
 
 from migration_doctor.diagnose import diagnose
@@ -146,3 +147,28 @@ def test_locked_migrate_never_races_a_repair(fresh_db):
     call_command("migration_doctor", "--migrate", database=fresh_db, stdout=out, verbosity=0)
     assert "Holding the" in out.getvalue()
     assert ("catalog", "0003_product_sku_stock") in h.recorded(fresh_db)
+
+
+@pytest.mark.parametrize("kind", ["partially-applied", "inconsistent-history", "duplicate-record"])
+def test_other_repair_kinds_are_traced_too(fresh_db, kind):
+    h.migrate(fresh_db)
+    if kind == "partially-applied":
+        h.unrecord(fresh_db, "catalog", "0003_product_sku_stock")
+        h.remove_field(fresh_db, "catalog.Product", "stock")
+        expected = {("schema", "catalog.0003_product_sku_stock"), ("record", "")}
+    elif kind == "inconsistent-history":
+        h.unrecord(fresh_db, "catalog", "0002_tags")
+        h.drop_table(fresh_db, "catalog_product_tags")
+        h.drop_table(fresh_db, "catalog_tag")
+        expected = {("schema", "catalog.0002_tags"), ("record", "")}
+    else:
+        h.record(fresh_db, "catalog", "0002_tags")
+        expected = {("unrecord", "")}
+    assert fix(fresh_db)[0] == 0
+    entries = [e for e in history(fresh_db)["repairs"] if e["kind"] == kind]
+    seen = {
+        (e["action"], f"{e['app']}.{e['migration']}" if e["action"] == "schema" else "")
+        for e in entries
+    }
+    assert expected <= seen, entries
+    assert all(e["check_id"].startswith("migration_doctor.") for e in entries)

@@ -42,7 +42,15 @@ from .test_graph_findings import (
     migration_source,
     package_dir,
 )
+from .test_ledger import history
 from .test_repair import counts, fix, seed
+
+
+def assert_traced(alias: str, kind: str, action: str) -> None:
+    """The repair left its ledger entry (issue: every repair kind leaves a trace)."""
+    entries = history(alias)["repairs"]
+    assert any(e["kind"] == kind and e["action"] == action for e in entries), entries
+
 
 Package = Callable[[str, dict[str, str]], str]
 ZERO_THREE = ("catalog", "0003_product_sku_stock")
@@ -111,6 +119,7 @@ def test_multiple_leaves_writes_the_merge_migration(
     status, out = fix(routed)
     assert status == 0, out
     assert "Write the merge migration of catalog (0004_a, 0004_b)" in out
+    assert_traced(routed, "multiple-leaves", "files")
     written = listing(module)
     assert sorted(written) == sorted(
         [f"{n}.py" for n in [*CATALOG_ORIGINALS, "0004_a", "0004_b", MERGE_NAME]]
@@ -219,6 +228,8 @@ def test_squash_partial_runs_only_the_missing_operations(
 
     status, out = fix(routed)  # proven (no RunPython/RunSQL): no --only needed
     assert status == 0, out
+    assert_traced(routed, "squash-partial", "schema")
+    assert_traced(routed, "squash-partial", "record")
     if not optimize:
         assert (
             f"Run the missing operation(s) of catalog.{SQUASH_NAME}: "
@@ -272,6 +283,7 @@ def test_squash_ready_finalised_only_with_only(routed: str, migration_package: P
 
     status, out = fix(routed, "--only", "squash-ready")
     assert status == 0, out
+    assert_traced(routed, "squash-ready", "files")
     assert "1 step," in out  # the squash itself is recorded already: no row to write
     assert f"Make catalog.{SQUASH_NAME} a normal migration: delete 3 replaced file(s)" in out
     # The diagnosis printed after the repair sees the edited files, not the imported ones.
