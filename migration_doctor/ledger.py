@@ -150,7 +150,7 @@ def read_ledger(connection: BaseDatabaseWrapper) -> list[LedgerRecord]:
     with connection.cursor() as cursor:
         if LEDGER_TABLE not in connection.introspection.table_names(cursor):
             return []
-    return [_record(e) for e in ledger_model().objects.using(connection.alias).order_by("id")]
+    return read_known_ledger(connection)
 
 
 def read_known_ledger(connection: BaseDatabaseWrapper) -> list[LedgerRecord]:

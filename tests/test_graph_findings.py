@@ -29,7 +29,7 @@ from django.db.migrations.exceptions import (
 from migration_doctor.diagnose import Report, diagnose
 from migration_doctor.findings import Finding, Severity
 
-from .helpers import app_migration_sources, migrate, record, recorded, tables
+from .helpers import app_migration_sources, migrate, record, recorded, statements_of, tables
 
 Package = Callable[[str, dict[str, str]], str]
 
@@ -664,14 +664,9 @@ def test_diagnose_only_reads(fresh_db: str, migration_package: Package, state: s
     )
     connection = connections[fresh_db]
     connection.ensure_connection()  # connection set-up statements are not the doctor's
-    sent: list[str] = []
-
-    def capture(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        sent.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(capture):
-        report = diagnose(fresh_db)
+    reports: list[Report] = []
+    sent = statements_of(fresh_db, lambda: reports.append(diagnose(fresh_db)))
+    [report] = reports
 
     assert [f.migration for f in report.find("migration-load-error")] == [
         "0004_broken",

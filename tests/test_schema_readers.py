@@ -8,7 +8,6 @@ reason these readers exist.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -17,6 +16,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from migration_doctor.snapshot.schema import LiveSchema, introspect
 from migration_doctor.snapshot.schema_readers import PRIMARY_INDEX, READERS
+
+from .helpers import statements_of
 
 BACKEND = os.environ.get("MIGRATION_DOCTOR_DB", "sqlite")
 MAX_QUERIES = 4
@@ -49,14 +50,9 @@ def read(alias: str) -> tuple[LiveSchema, list[str]]:
     """introspect() with every statement it sends recorded; checks they are all SELECTs."""
     connection = connections[alias]
     connection.ensure_connection()  # connection set-up statements are not the reader's
-    sent: list[str] = []
-
-    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        sent.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(record):
-        schema = introspect(connection)
+    schemas: list[LiveSchema] = []
+    sent = statements_of(alias, lambda: schemas.append(introspect(connection)))
+    [schema] = schemas
     assert schema.queries == len(sent)
     assert all(sql.lstrip().upper().startswith("SELECT") for sql in sent), sent
     return schema, sent
