@@ -17,7 +17,7 @@ from .drift import schema_drift
 from .findings import Finding, Severity
 from .modelcheck import model_changes
 from .snapshot import DoctorError, Snapshot, take_snapshot
-from .traps import ImportWatch
+from .traps import TrapWatch
 
 SEVERITY_ORDER = {"error": Severity.ERROR, "warning": Severity.WARNING, "info": Severity.INFO}
 # Before a deploy these fail too: a recorded migration whose file the release removed, and
@@ -145,7 +145,7 @@ def diagnose(
     models: bool = True,
     baseline: Path | None = None,
     deploy: bool = False,
-    import_watch: ImportWatch | None = None,
+    import_watch: TrapWatch | None = None,
 ) -> Report:
     """Read the three sources of truth for `database` and name every disagreement.
 

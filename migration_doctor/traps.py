@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import django
 
@@ -173,6 +173,7 @@ class ThreadStart:
     created: list[Frame]
     phase: str
     ready_app: str | None = None
+    running: list[Frame] = field(default_factory=list)  # where an unwatched thread is now
 
 
 @dataclass
@@ -604,10 +605,16 @@ THREAD_FIX = (
 
 def _thread_finding(starts: list[ThreadStart], settings_module: str | None) -> Finding:
     first = starts[0]
-    started = blame(first.stack)
+    started = blame(first.stack) if first.stack else None
     created = blame(first.created) if first.created else None
-    module = started.module if started else None
-    if created and created != started:
+    running = blame(first.running) if first.running else None
+    module = started.module if started else running.module if running else None
+    if started is None and running is not None:
+        placed = (
+            "started before the doctor's watch began (by the settings, manage.py or an app "
+            f"listed before migration_doctor in INSTALLED_APPS), now running at {_place(running)}"
+        )
+    elif created and created != started:
         placed = f"created at {_place(created)} and started at {_place(started)}"
     else:
         placed = f"started at {_place(started)}"
@@ -627,9 +634,11 @@ def _thread_finding(starts: list[ThreadStart], settings_module: str | None) -> F
         "phase": first.phase,
         "module": module,
     }
+    if running is not None:
+        evidence["running_at"] = running.where()
     if len(starts) > 1:
         evidence["threads"] = len(starts)
-    evidence["stack"] = user_stack(first.stack)
+    evidence["stack"] = user_stack(first.stack or first.running)
     app = app_of(module) or first.ready_app
     return Finding(
         "import-time-thread",
@@ -877,13 +886,188 @@ def watch_project(
     finally:
         finished.set()
     findings = findings_of(watcher, crash, name, threads)
-    problem = None
-    if crash is not None:
-        explained = any(q.exception is e for q in watcher.queries for e in _chain(crash))
-        if not explained:
-            problem = f"importing the project failed: {describe_crash(crash)}"
     database, vendor = _database()
-    return WatchOutcome(findings, name, database, vendor, problem=problem)
+    return WatchOutcome(findings, name, database, vendor, problem=_problem(watcher, crash))
+
+
+def _problem(watcher: Watcher, crash: BaseException | None) -> str | None:
+    """Why importing stopped, when no finding explains it (no watched query raised it)."""
+    if crash is None or any(q.exception is e for q in watcher.queries for e in _chain(crash)):
+        return None
+    return f"importing the project failed: {describe_crash(crash)}"
+
+
+class TrapWatch(Protocol):
+    """An import-time watch the diagnosis collects: InProcessWatch or ImportWatch."""
+
+    problem: str | None
+
+    def result(self) -> list[Finding]: ...
+
+    def close(self) -> None: ...
+
+
+# -- the watch inside manage.py's own process ---------------------------------------------------
+
+COMMAND = "migration_doctor"
+_setup_watcher: Watcher | None = None
+
+
+def watch_setup(argv: Sequence[str] | None = None) -> bool:
+    """Start watching django.setup() from inside it when this process is
+    `manage.py migration_doctor` (or django-admin's): MigrationDoctorConfig calls it while the
+    app registry imports the app configs, before any models module or ready() runs. The
+    command then takes the watcher over (`take_setup_watcher`) and needs no second process,
+    no second copy of the project in memory, to report import-time traps."""
+    global _setup_watcher
+    from django.apps import apps
+
+    argv = sys.argv if argv is None else argv
+    if _setup_watcher is not None or not apps.loading or apps.ready:
+        return False
+    if len(argv) < 2 or argv[1] != COMMAND or "--skip-import-watch" in argv:
+        return False
+    watcher = Watcher()
+    watcher.install()
+    _setup_watcher = watcher
+    previous = sys.excepthook
+
+    def excepthook(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+        previous(kind, exc, tb)
+        if _setup_watcher is watcher and not apps.ready:  # django.setup() itself crashed
+            _report_setup_crash(watcher, exc)
+
+    sys.excepthook = excepthook
+    return True
+
+
+def _report_setup_crash(watcher: Watcher, exc: BaseException) -> None:
+    """manage.py crashed inside django.setup() (a failed query in models.py or ready()):
+    after Python's traceback, name the culprit as the doctor would."""
+    watcher.uninstall()
+    with contextlib.suppress(Exception):
+        from .render.text import render_findings
+
+        findings = findings_of(watcher, exc, current_settings_module(), threads=[])
+        if not findings:
+            return
+        headline = (
+            "migration_doctor: manage.py crashed in django.setup(), before the command could "
+            "run; the import-time watch saw why"
+        )
+        text = render_findings(headline, findings, empty="", color=False, width=100)
+        stream = sys.__stderr__ or sys.stderr
+        stream.write("\n" + text)
+        stream.flush()
+
+
+def take_setup_watcher() -> Watcher | None:
+    """The watcher `watch_setup` installed, paused (nothing the command does is recorded),
+    or None. The caller uninstalls it, or hands it to an InProcessWatch."""
+    global _setup_watcher
+    watcher, _setup_watcher = _setup_watcher, None
+    if watcher is not None:
+        watcher.active = False
+    return watcher
+
+
+def _unwatched_threads(watcher: Watcher, own: threading.Thread) -> list[ThreadStart]:
+    """Live non-daemon threads started before the watcher was installed: they keep the
+    process alive all the same. Only where they run now is known."""
+    recorded = {id(s.thread) for s in watcher.starts}
+    frames = sys._current_frames()
+    found = []
+    for thread in threading.enumerate():
+        if (
+            thread is threading.main_thread()
+            or thread is threading.current_thread()
+            or thread.daemon
+            or thread is own
+            or id(thread) in recorded
+            or _idle_pool_worker(thread)
+        ):
+            continue
+        target = _callable_name(getattr(thread, "_target", None)) or _callable_name(
+            type(thread).run
+        )
+        running = stack_of(frames.get(thread.ident or -1))
+        found.append(ThreadStart(thread, thread.name, target, [], [], "unknown", None, running))
+    return found
+
+
+@dataclass
+class InProcessWatch:
+    """The import-time watch of `manage.py migration_doctor`, inside its own process.
+
+    `watcher` recorded django.setup() (see `watch_setup`); `run()` imports the URLconf the
+    way the system checks do, under the same watch, in a thread given `timeout` seconds, so
+    a hanging import is reported instead of hanging the doctor. Run it before the diagnosis
+    loads the migration files: a module they share with the URLconf is then imported (and
+    watched) here first, as in `migrate`, whose checks run before its loader. `stranded`
+    says the process must end with os._exit: a non-daemon thread (or the stuck import)
+    would otherwise keep it alive after the report.
+    """
+
+    watcher: Watcher
+    settings_module: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    problem: str | None = field(default=None, init=False)
+    stranded: bool = field(default=False, init=False)
+    _findings: list[Finding] | None = field(default=None, init=False, repr=False)
+
+    def run(self) -> InProcessWatch:
+        if self._findings is not None:
+            return self
+        if self.settings_module is None:
+            self.settings_module = current_settings_module()
+        watcher, name = self.watcher, self.settings_module
+        crashes: list[BaseException] = []
+
+        def import_urls() -> None:
+            from django.db import connections
+
+            watcher.ident = threading.get_ident()
+            watcher.stage = "urlconf"
+            watcher.active = True
+            try:
+                import_urlconf()
+            except (Exception, SystemExit) as exc:
+                crashes.append(exc)
+            finally:
+                watcher.active = False
+                connections.close_all()  # this thread's connections only
+
+        # Not a daemon: threads inherit that flag, and a thread the URLconf starts must be
+        # judged as it would be in manage.py's main thread. When it hangs, `stranded` makes
+        # the command end the process.
+        worker = threading.Thread(target=import_urls, name="migration_doctor watch", daemon=False)
+        try:
+            worker.start()
+            worker.join(self.timeout)
+            if worker.is_alive():
+                stuck = stack_of(sys._current_frames().get(worker.ident or -1))
+                alive = watcher.live_threads(grace=0.0)
+                findings = findings_of(watcher, None, name, threads=alive)
+                names = [s.name for s in alive]
+                findings.append(hang_finding(self.timeout, stuck, URLCONF, name, names))
+                self.stranded = True
+            else:
+                crash = crashes[0] if crashes else None
+                findings = findings_of(watcher, crash, name, watcher.live_threads())
+                self.problem = _problem(watcher, crash)
+        finally:
+            watcher.uninstall()
+        findings += [_thread_finding([s], name) for s in _unwatched_threads(watcher, worker)]
+        findings.sort(key=_sort_key)
+        self.stranded = self.stranded or any(f.kind == "import-time-thread" for f in findings)
+        self._findings = findings
+        return self
+
+    def result(self) -> list[Finding]:
+        return list(self.run()._findings or [])
+
+    def close(self) -> None:
+        self.watcher.uninstall()
 
 
 # -- the watch in a child process -------------------------------------------------------------

@@ -2,11 +2,12 @@
 
 Each test writes a small project to tmp_path (settings, an app with models, views, forms,
 urls and a migration), gives it a database of its own — a SQLite file, a PostgreSQL database
-and, when MIGRATION_DOCTOR_DB=mysql, a MariaDB/MySQL one — and runs the watch the way the
-management command does (`ImportWatch`: `python -m migration_doctor` in a child process) or
-the entry point directly. Fresh databases make the queries fail (E010); databases migrated
-before the trap was written make them succeed (W010). Line numbers are found from markers in
-the written sources, never hard-coded.
+and, when MIGRATION_DOCTOR_DB=mysql, a MariaDB/MySQL one — and runs the watch three ways:
+`manage.py migration_doctor`, which watches its own process from django.setup() on
+(`InProcessWatch`); `ImportWatch`, the child process `python -m migration_doctor` that the
+command uses when it is called in code; and that entry point directly. Fresh databases make
+the queries fail (E010); databases migrated before the trap was written make them succeed
+(W010). Line numbers are found from markers in the written sources, never hard-coded.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ SETTINGS = """\
 SECRET_KEY = "traps-not-secret"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-INSTALLED_APPS = ["trapshop.apps.TrapshopConfig"]
+INSTALLED_APPS = ["trapshop.apps.TrapshopConfig", "migration_doctor"]
 ROOT_URLCONF = "trapsite.urls"
 DATABASES = {{"default": {db!r}}}
 """
@@ -328,6 +329,15 @@ class Project:
             timeout=BOUND * 2,
         )
 
+    def command(self, *args: str) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+        """`manage.py migration_doctor --format=json ...`: the report and the process. It must
+        end on its own, whatever threads the project leaves running."""
+        started = time.monotonic()
+        run = self.manage("migration_doctor", "--format=json", *args, timeout=BOUND * 2)
+        assert time.monotonic() - started < BOUND, "the command did not end by itself"
+        assert run.returncode in (0, 1), run.stderr
+        return json.loads(run.stdout), run
+
     def watch(self, timeout: float = 20.0, **kw: Any) -> tuple[list[Finding], ImportWatch]:
         """The management command's path: ImportWatch, started and collected."""
         started = time.monotonic()
@@ -467,6 +477,11 @@ def test_query_in_models_crashes_manage_py_and_the_entry_point_names_it(
     project.write("trapshop/models.py", MODELS_QUERY)
     crashed = project.manage("migration_doctor")  # manage.py dies before any command runs
     assert crashed.returncode != 0 and missing_table_error(project.backend) in crashed.stderr
+    # ... but the watch started inside django.setup() names the culprit after the traceback.
+    report = crashed.stderr.split("Traceback (most recent call last)")[-1]
+    assert "migration_doctor: manage.py crashed in django.setup()" in report
+    assert "  E010 import-time-query" in report.splitlines()
+    assert f"    line: {project.line('trapshop/models.py', 'QUERY')}" in report.splitlines()
 
     # The entry point, run from elsewhere with --pythonpath, as Django's own option works.
     run = project.doctor(
@@ -694,6 +709,140 @@ def test_import_error_is_a_problem_not_a_finding(project: Project) -> None:
         .splitlines()[-1]
         .startswith("migration_doctor: importing the project failed: ModuleNotFoundError")
     )
+
+
+# -- manage.py migration_doctor: the watch inside the command's own process ----------------------
+
+SERVICES_AT_PACKAGE_IMPORT = """\
+import threading
+
+
+def poll(stop):
+    while not stop.wait(0.1):  # RUNNING
+        pass
+
+
+poller = threading.Thread(target=poll, args=(threading.Event(),), name="early-poller")
+poller.start()
+"""
+
+
+def found(data: dict[str, Any], kind: str) -> dict[str, Any]:
+    hits = [f for f in data["findings"] if f["kind"] == kind]
+    assert len(hits) == 1, data["findings"]
+    return hits[0]
+
+
+def test_command_reports_a_urlconf_query_from_its_own_process(project: Project) -> None:
+    project.write("trapshop/views.py", VIEWS_QUERY)
+    data, run = project.command()
+    assert run.returncode == 1
+    f = found(data, "import-time-query")
+    assert (f["id"], f["app"]) == ("migration_doctor.E010", "trapshop")
+    ev = f["evidence"]
+    assert (ev["file"], ev["line"], ev["phase"], ev["table"]) == (
+        project.file("trapshop/views.py"),
+        project.line("trapshop/views.py", "QUERY"),
+        "URLconf import",
+        "trapshop_category",
+    )
+    assert missing_table_error(project.backend) in ev["error"]
+    # The diagnosis itself still ran: the migration is unapplied on this fresh database.
+    assert [x["kind"] for x in data["findings"] if x["kind"] == "unapplied"] == ["unapplied"]
+
+
+def test_command_reports_a_models_query_seen_during_setup(project: Project) -> None:
+    migrated(project)
+    # (Its print() would go to stdout, as with every manage.py command: drop it for the JSON.)
+    project.write("trapshop/models.py", MODELS_QUERY.replace("print(", "str("))
+    data, run = project.command()
+    assert run.returncode == 0, run.stderr  # a warning
+    f = found(data, "import-time-query")
+    assert f["id"] == "migration_doctor.W010"
+    ev = f["evidence"]
+    assert (ev["phase"], ev["module"], ev["outcome"]) == (
+        "app loading",
+        "trapshop.models",
+        "succeeded",
+    )
+    assert ev["line"] == project.line("trapshop/models.py", "QUERY")
+    skipped, _ = project.command("--skip-import-watch")
+    assert [x for x in skipped["findings"] if x["kind"].startswith("import-time")] == []
+
+
+def test_command_with_a_ready_thread_reports_it_and_exits(project: Project) -> None:
+    """makemigrations hangs on this project; the doctor's own command reports and ends."""
+    migrated(project)
+    project.write("trapshop/apps.py", APPS_READY_THREAD)
+    data, run = project.command()
+    assert run.returncode == 1
+    f = found(data, "import-time-thread")
+    apps_py = project.file("trapshop/apps.py")
+    ev = f["evidence"]
+    assert (f["id"], f["app"], ev["thread_name"], ev["phase"]) == (
+        "migration_doctor.E011", "trapshop", "heartbeat", "ready()",
+    )  # fmt: skip
+    assert ev["started_at"] == {
+        "file": apps_py,
+        "line": project.line("trapshop/apps.py", "STARTED"),
+    }
+    assert ev["created_at"] == {
+        "file": apps_py,
+        "line": project.line("trapshop/apps.py", "CREATED"),
+    }
+
+
+def test_command_reports_a_hanging_urlconf_import_and_exits(project: Project) -> None:
+    if project.backend != "sqlite":
+        pytest.skip("no database involved: once is enough")
+    migrated(project)
+    project.write("trapshop/views.py", VIEWS_JOIN)
+    data, run = project.command("--import-timeout=2")
+    assert run.returncode == 1
+    hang = [f for f in data["findings"] if f["evidence"].get("hang")]
+    assert len(hang) == 1, data["findings"]
+    ev = hang[0]["evidence"]
+    views = project.file("trapshop/views.py")
+    assert ev["stuck_at"] == {"file": views, "line": project.line("trapshop/views.py", "STUCK")}
+    assert (ev["phase"], ev["timeout"], ev["threads_alive"]) == ("URLconf import", 2, ["warmer"])
+    assert "the doctor stopped waiting" in hang[0]["message"]
+    thread = [
+        f for f in data["findings"] if f["kind"] == "import-time-thread" and f is not hang[0]
+    ]
+    assert [t["evidence"]["thread_name"] for t in thread] == ["warmer"]
+    # The diagnosis ran after the watch gave up: the database is healthy.
+    assert data["summary"]["errors"] == 2
+
+
+def test_command_reports_a_thread_started_before_its_watch(project: Project) -> None:
+    """trapshop is listed before migration_doctor: its package is imported unwatched. The
+    thread still keeps manage.py alive, so it is reported where it runs."""
+    if project.backend != "sqlite":
+        pytest.skip("no database involved: once is enough")
+    migrated(project)
+    project.write("trapshop/__init__.py", "from . import services  # noqa: F401\n")
+    project.write("trapshop/services.py", SERVICES_AT_PACKAGE_IMPORT)
+    data, run = project.command()
+    assert run.returncode == 1
+    f = found(data, "import-time-thread")
+    ev = f["evidence"]
+    assert (f["app"], ev["thread_name"], ev["target"], ev["started_at"]) == (
+        "trapshop", "early-poller", "trapshop.services.poll", None,
+    )  # fmt: skip
+    assert ev["running_at"] == {
+        "file": project.file("trapshop/services.py"),
+        "line": project.line("trapshop/services.py", "RUNNING"),
+    }
+    assert "started before the doctor's watch began" in f["message"]
+
+
+@pytest.mark.parametrize("state", ["fresh", "migrated"])
+def test_command_on_a_project_without_traps(project: Project, state: str) -> None:
+    if state == "migrated":
+        migrated(project)
+    data, run = project.command()
+    assert [f for f in data["findings"] if f["kind"].startswith("import-time")] == []
+    assert run.returncode == 0 and "import-time watch" not in run.stderr
 
 
 # -- pure helpers ---------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -26,7 +27,14 @@ from migration_doctor.repair.backup import read_backup, restore, write_backup
 from migration_doctor.repair.lock import repair_lock
 from migration_doctor.repair.plan import REPAIRABLE, Step
 from migration_doctor.snapshot import DoctorError, get_connection
-from migration_doctor.traps import ImportWatch
+from migration_doctor.traps import (
+    DEFAULT_TIMEOUT,
+    ImportWatch,
+    InProcessWatch,
+    TrapWatch,
+    Watcher,
+    take_setup_watcher,
+)
 
 
 def _base_dir() -> Path:
@@ -77,8 +85,16 @@ class Command(BaseCommand):
             "--skip-import-watch",
             action="store_false",
             dest="import_watch",
-            help="Do not import the project in a child process to look for import-time "
-            "queries and threads.",
+            help="Do not watch the project's import (django.setup() and the URLconf) for "
+            "import-time queries and threads.",
+        )
+        parser.add_argument(
+            "--import-timeout",
+            type=float,
+            default=DEFAULT_TIMEOUT,
+            metavar="SECONDS",
+            help="How long importing the URLconf may take before it is reported as an "
+            f"import-time hang (default {DEFAULT_TIMEOUT:g}).",
         )
         parser.add_argument(
             "--all-databases",
@@ -164,16 +180,47 @@ class Command(BaseCommand):
             help="Put django_migrations back exactly as a backup file recorded it.",
         )
 
+    # The watcher MigrationDoctorConfig installed during django.setup() (command line only),
+    # and the in-process watch that took it over.
+    setup_watcher: Watcher | None = None
+    in_process: InProcessWatch | None = None
+
     def run_from_argv(self, argv: list[str]) -> None:
         """With --traceback Django re-raises a CommandError and Python exits 1, the status
-        reserved for findings: show the traceback, keep the command's own status."""
+        reserved for findings: show the traceback, keep the command's own status. A
+        non-daemon thread the project started at import would keep the process alive after
+        the report, as it does every manage.py command: end the process instead."""
         try:
-            super().run_from_argv(argv)
-        except CommandError as exc:
+            try:
+                super().run_from_argv(argv)
+            except CommandError as exc:
+                traceback.print_exc()
+                sys.exit(exc.returncode)
+        except SystemExit as exc:
+            self.leave(exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1)
+            raise
+        except BaseException:
             traceback.print_exc()
-            sys.exit(exc.returncode)
+            self.leave(1)
+            raise
+        self.leave(0)
+
+    def leave(self, status: int) -> None:
+        if self.in_process is None or not self.in_process.stranded:
+            return
+        for stream in (self.stdout, self.stderr, sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(status)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        self.setup_watcher = take_setup_watcher()
+        try:
+            self.dispatch(options)
+        finally:
+            if self.setup_watcher is not None:
+                self.setup_watcher.uninstall()
+
+    def dispatch(self, options: dict[str, Any]) -> None:
         try:
             if options["restore"]:
                 self.restore(options)
@@ -202,8 +249,18 @@ class Command(BaseCommand):
             sys.exit(status)
 
     def diagnose(self, alias: str, options: dict[str, Any], watch: bool = False) -> Report:
-        # The project's import is watched in a child process while this one diagnoses.
-        import_watch = ImportWatch().start() if watch and options["import_watch"] else None
+        import_watch: TrapWatch | None = None
+        if watch and options["import_watch"]:
+            timeout = options["import_timeout"]
+            if self.setup_watcher is not None:
+                # This process was watched since django.setup(): finish with the URLconf here,
+                # before the diagnosis loads the migration files (as migrate's checks do).
+                self.in_process = InProcessWatch(self.setup_watcher, timeout=timeout).run()
+                import_watch = self.in_process
+            else:
+                # call_command() or a process set up elsewhere: a child process imports the
+                # project while this one diagnoses.
+                import_watch = ImportWatch(timeout=timeout).start()
         report = diagnose(
             alias,
             options["app_label"],
