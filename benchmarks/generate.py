@@ -9,7 +9,9 @@ the same app and to AUTH_USER_MODEL (swappable dependency), ManyToManyField, Alt
 RenameField, RemoveField, AddIndex, AddConstraint and a RunPython here and there. The
 migrations are written by hand from one plan, and models.py is written from the state that
 plan ends in, so `makemigrations --check` finds nothing and a migrated database is healthy:
-the doctor must report no error and no warning on it.
+the doctor must report no error and no warning on it. Each app also has views (a function
+view and a ListView per model) and a urls.py included from the project's ROOT_URLCONF, so
+the import-time watch has a real URLconf to import.
 
 The output is deterministic (seeded): the same arguments give byte-identical files, whose
 hash the runner uses to cache the migrated database.
@@ -481,6 +483,45 @@ def render_models(app: AppPlan) -> str:
     return ("\n".join(out) + "\n").replace("'", '"')
 
 
+def render_views(app: AppPlan) -> str:
+    """A view per model, the way apps write them: module-level imports of the models and of
+    Django's generic views, querysets only inside the views (no import-time query)."""
+    names = [m.name for m in app.models.values()]
+    out = [
+        "from django.http import JsonResponse",
+        "from django.views.generic import ListView",
+        "",
+        f"from .models import {', '.join(names)}",
+        "",
+        "",
+        "def index(request):",
+        "    return JsonResponse({",
+    ]
+    out += [f'        "{n.lower()}": {n}.objects.count(),' for n in names]
+    out += ["    })"]
+    for n in names:
+        out += ["", "", f"class {n}List(ListView):", f"    model = {n}", "    paginate_by = 50"]
+    return "\n".join(out) + "\n"
+
+
+def render_urls(app: AppPlan) -> str:
+    out = ["from django.urls import path", "", "from . import views", ""]
+    out.append(f'app_name = "{app.label}"')
+    out.append("urlpatterns = [")
+    out.append('    path("", views.index, name="index"),')
+    for n in (m.name for m in app.models.values()):
+        out.append(f'    path("{n.lower()}/", views.{n}List.as_view(), name="{n.lower()}-list"),')
+    out.append("]")
+    return "\n".join(out) + "\n"
+
+
+def render_root_urls(plans: list[AppPlan]) -> str:
+    out = ["from django.urls import include, path", "", "urlpatterns = ["]
+    out += [f'    path("{p.label}/", include("{p.label}.urls")),' for p in plans]
+    out.append("]")
+    return "\n".join(out) + "\n"
+
+
 SETTINGS = '''"""Generated benchmark project ({apps} apps x {migrations} migrations).
 
 The backend comes from MIGRATION_DOCTOR_DB (sqlite, postgres, mysql) as in testproject;
@@ -502,6 +543,7 @@ INSTALLED_APPS = [
     "migration_doctor",
 {installed}
 ]
+ROOT_URLCONF = "benchproject.urls"
 BACKEND = os.environ.get("MIGRATION_DOCTOR_DB", "sqlite")
 DATABASES = {{
     "default": database(
@@ -537,12 +579,15 @@ def render(apps: int, migrations: int, models: int = 5, seed: int = 0) -> dict[s
             testproject=str(TESTPROJECT),
             installed="\n".join(f'    "{p.label}",' for p in plans),
         ),
+        "benchproject/urls.py": render_root_urls(plans),
     }
     n_fields = n_m2m = n_indexes = n_fks = 0
     for app in plans:
         files[f"{app.label}/__init__.py"] = ""
         files[f"{app.label}/migrations/__init__.py"] = ""
         files[f"{app.label}/models.py"] = render_models(app)
+        files[f"{app.label}/views.py"] = render_views(app)
+        files[f"{app.label}/urls.py"] = render_urls(app)
         for mig in app.migrations:
             files[f"{app.label}/migrations/{mig.name}.py"] = render_migration(mig)
         for model in app.models.values():

@@ -318,7 +318,7 @@ def bench(
         DOCTOR: [py, "manage.py", "migration_doctor", "--format", "json"],
     }
     help_text = measure([py, "manage.py", "migration_doctor", "--help"], path, env).stdout
-    if b"--skip-import-watch" in help_text:  # the import-time watch runs a child process
+    if b"--skip-import-watch" in help_text:  # what the import-time watch costs
         commands[DOCTOR_NO_WATCH] = [*commands[DOCTOR], "--skip-import-watch"]
     # Warm-up: compiles the .pyc files of thousands of migrations and fills the OS caches.
     for cmd in commands.values():

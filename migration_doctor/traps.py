@@ -377,6 +377,17 @@ class Watcher:
         return [s for s in candidates if s.thread.is_alive() and not _idle_pool_worker(s.thread)]
 
 
+def lingering_threads(grace: float = THREAD_GRACE) -> list[threading.Thread]:
+    """Live non-daemon threads (other than this one and the main thread) that would keep the
+    interpreter from exiting, after giving them `grace` seconds to finish."""
+    me, main = threading.current_thread(), threading.main_thread()
+    found = [t for t in threading.enumerate() if t not in (me, main) and not t.daemon]
+    deadline = time.monotonic() + grace
+    for thread in found:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [t for t in found if t.is_alive() and not _idle_pool_worker(t)]
+
+
 def _idle_pool_worker(thread: threading.Thread) -> bool:
     """An idle concurrent.futures worker: the interpreter's exit hook stops it."""
     frame = sys._current_frames().get(thread.ident or -1)
@@ -951,9 +962,10 @@ def _report_setup_crash(watcher: Watcher, exc: BaseException) -> None:
         findings = findings_of(watcher, exc, current_settings_module(), threads=[])
         if not findings:
             return
+        errors = sum(1 for f in findings if f.severity >= Severity.ERROR)
         headline = (
             "migration_doctor: manage.py crashed in django.setup(), before the command could "
-            "run; the import-time watch saw why"
+            f"run; the import-time watch saw why: {errors} error{'' if errors == 1 else 's'}"
         )
         text = render_findings(headline, findings, empty="", color=False, width=100)
         stream = sys.__stderr__ or sys.stderr

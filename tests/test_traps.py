@@ -790,6 +790,11 @@ def test_command_with_a_ready_thread_reports_it_and_exits(project: Project) -> N
         "file": apps_py,
         "line": project.line("trapshop/apps.py", "CREATED"),
     }
+    # Every other use of the command ends by itself too, watched or not.
+    for args in (["--history"], ["--skip-import-watch", "--format=json"]):
+        started = time.monotonic()
+        run = project.manage("migration_doctor", *args, timeout=BOUND)
+        assert run.returncode == 0 and time.monotonic() - started < BOUND, run.stderr
 
 
 def test_command_reports_a_hanging_urlconf_import_and_exits(project: Project) -> None:

@@ -33,6 +33,7 @@ from migration_doctor.traps import (
     InProcessWatch,
     TrapWatch,
     Watcher,
+    lingering_threads,
     take_setup_watcher,
 )
 
@@ -206,7 +207,8 @@ class Command(BaseCommand):
         self.leave(0)
 
     def leave(self, status: int) -> None:
-        if self.in_process is None or not self.in_process.stranded:
+        stranded = self.in_process is not None and self.in_process.stranded
+        if not stranded and not lingering_threads():
             return
         for stream in (self.stdout, self.stderr, sys.stdout, sys.stderr):
             stream.flush()
