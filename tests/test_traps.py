@@ -573,6 +573,25 @@ def test_non_daemon_thread_from_a_singleton(project: Project, importer: str) -> 
     assert [x for x in findings if x.kind == "import-time-query"] == []
 
 
+def assert_ready_thread(project: Project, f: dict[str, Any]) -> dict[str, Any]:
+    """APPS_READY_THREAD's finding, as JSON: E011 at the exact lines. Returns its evidence."""
+    apps_py = project.file("trapshop/apps.py")
+    assert (f["id"], f["app"]) == ("migration_doctor.E011", "trapshop")
+    ev: dict[str, Any] = f["evidence"]
+    assert (ev["thread_name"], ev["target"], ev["phase"]) == (
+        "heartbeat", "trapshop.apps.heartbeat", "ready()",
+    )  # fmt: skip
+    assert ev["started_at"] == {
+        "file": apps_py,
+        "line": project.line("trapshop/apps.py", "STARTED"),
+    }
+    assert ev["created_at"] == {
+        "file": apps_py,
+        "line": project.line("trapshop/apps.py", "CREATED"),
+    }
+    return ev
+
+
 def test_non_daemon_thread_from_ready(project: Project) -> None:
     migrated(project)
     project.write("trapshop/apps.py", APPS_READY_THREAD)
@@ -586,20 +605,7 @@ def test_non_daemon_thread_from_ready(project: Project) -> None:
     assert time.monotonic() - started < BOUND
     assert run.returncode == 1, run.stderr
     (f,) = json.loads(run.stdout)["findings"]
-    apps_py = project.file("trapshop/apps.py")
-    assert (f["id"], f["app"]) == ("migration_doctor.E011", "trapshop")
-    ev = f["evidence"]
-    assert (ev["thread_name"], ev["target"], ev["phase"]) == (
-        "heartbeat", "trapshop.apps.heartbeat", "ready()",
-    )  # fmt: skip
-    assert ev["started_at"] == {
-        "file": apps_py,
-        "line": project.line("trapshop/apps.py", "STARTED"),
-    }
-    assert ev["created_at"] == {
-        "file": apps_py,
-        "line": project.line("trapshop/apps.py", "CREATED"),
-    }
+    ev = assert_ready_thread(project, f)
 
     findings, watch = project.watch()
     assert watch.problem is None
@@ -776,20 +782,7 @@ def test_command_with_a_ready_thread_reports_it_and_exits(project: Project) -> N
     project.write("trapshop/apps.py", APPS_READY_THREAD)
     data, run = project.command()
     assert run.returncode == 1
-    f = found(data, "import-time-thread")
-    apps_py = project.file("trapshop/apps.py")
-    ev = f["evidence"]
-    assert (f["id"], f["app"], ev["thread_name"], ev["phase"]) == (
-        "migration_doctor.E011", "trapshop", "heartbeat", "ready()",
-    )  # fmt: skip
-    assert ev["started_at"] == {
-        "file": apps_py,
-        "line": project.line("trapshop/apps.py", "STARTED"),
-    }
-    assert ev["created_at"] == {
-        "file": apps_py,
-        "line": project.line("trapshop/apps.py", "CREATED"),
-    }
+    assert_ready_thread(project, found(data, "import-time-thread"))
     # Every other use of the command ends by itself too, watched or not.
     for args in (["--history"], ["--skip-import-watch", "--format=json"]):
         started = time.monotonic()
