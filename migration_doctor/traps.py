@@ -16,6 +16,7 @@ Django is already set up (the management command): ``start()`` it early, ``resul
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import os
 import re
@@ -367,14 +368,21 @@ class Watcher:
         candidates = [
             s
             for s in self.starts
-            if s.thread.is_alive()
+            if _running(s.thread)
             and not s.thread.daemon
             and s.thread is not threading.current_thread()
         ]
         deadline = time.monotonic() + grace
         for s in candidates:
             s.thread.join(max(0.0, deadline - time.monotonic()))
-        return [s for s in candidates if s.thread.is_alive() and not _idle_pool_worker(s.thread)]
+        return [s for s in candidates if _running(s.thread) and not _idle_pool_worker(s.thread)]
+
+
+def _running(thread: threading.Thread) -> bool:
+    """Alive, or still running although marked stopped: an exception raised into a join()
+    of it (the doctor's deadline) makes Python 3.12 and older mark the joined thread
+    stopped while it runs on."""
+    return thread.is_alive() or (thread.ident or -1) in sys._current_frames()
 
 
 def lingering_threads(grace: float = THREAD_GRACE) -> list[threading.Thread]:
@@ -677,6 +685,7 @@ def hang_finding(
     threads: Sequence[str] = (),
     *,
     killed: bool = False,
+    interrupted: bool = False,
 ) -> Finding:
     frame = blame(stuck) if stuck else None
     module = frame.module if frame else None
@@ -687,7 +696,13 @@ def hang_finding(
         if frame
         else ""
     )
-    how = "the doctor stopped the process" if killed else "the doctor stopped waiting"
+    how = (
+        "the doctor stopped the process"
+        if killed
+        else "the doctor interrupted it"
+        if interrupted
+        else "the doctor stopped waiting"
+    )
     message = (
         f"Importing the project did not finish within {timeout:g} s, so {how} (reported as "
         f"an import-time hang: a thread joined or waited for at import, a lock, a network call "
@@ -983,7 +998,7 @@ def take_setup_watcher() -> Watcher | None:
     return watcher
 
 
-def _unwatched_threads(watcher: Watcher, own: threading.Thread) -> list[ThreadStart]:
+def _unwatched_threads(watcher: Watcher) -> list[ThreadStart]:
     """Live non-daemon threads started before the watcher was installed: they keep the
     process alive all the same. Only where they run now is known."""
     recorded = {id(s.thread) for s in watcher.starts}
@@ -994,7 +1009,6 @@ def _unwatched_threads(watcher: Watcher, own: threading.Thread) -> list[ThreadSt
             thread is threading.main_thread()
             or thread is threading.current_thread()
             or thread.daemon
-            or thread is own
             or id(thread) in recorded
             or _idle_pool_worker(thread)
         ):
@@ -1007,17 +1021,58 @@ def _unwatched_threads(watcher: Watcher, own: threading.Thread) -> list[ThreadSt
     return found
 
 
+class ImportHang(BaseException):
+    """Raised in the importing thread at its deadline. Not an Exception: the project's
+    `except Exception` must not swallow it."""
+
+
+@contextlib.contextmanager
+def interrupt_after(seconds: float) -> Iterator[list[list[Frame]]]:
+    """Raise ImportHang in this (the main) thread after `seconds`, and every second after
+    that while the code swallows it; yields a list that receives the stack it interrupted.
+
+    A signal wakes the blocking calls an import hangs in (join(), wait(), sleep(), sockets)
+    and unwinds the import, releasing its import locks. Code holding the GIL (a C loop)
+    cannot be interrupted: faulthandler dumps every thread's stack and ends the process a
+    little later. Outside the main thread or without SIGALRM there is no deadline."""
+    fired: list[list[Frame]] = []
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "setitimer"
+    ):
+        yield fired
+        return
+    armed = [True]
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        if not armed[0]:
+            return
+        if not fired:
+            fired.append(stack_of(frame))
+        raise ImportHang
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
+    faulthandler.dump_traceback_later(seconds + KILL_GRACE, exit=True)
+    try:
+        yield fired
+    finally:
+        armed[0] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        faulthandler.cancel_dump_traceback_later()
+        signal.signal(signal.SIGALRM, previous)
+
+
 @dataclass
 class InProcessWatch:
     """The import-time watch of `manage.py migration_doctor`, inside its own process.
 
     `watcher` recorded django.setup() (see `watch_setup`); `run()` imports the URLconf the
-    way the system checks do, under the same watch, in a thread given `timeout` seconds, so
-    a hanging import is reported instead of hanging the doctor. Run it before the diagnosis
-    loads the migration files: a module they share with the URLconf is then imported (and
-    watched) here first, as in `migrate`, whose checks run before its loader. `stranded`
-    says the process must end with os._exit: a non-daemon thread (or the stuck import)
-    would otherwise keep it alive after the report.
+    way the system checks do, in the main thread as they do, under the same watch, and
+    interrupts it after `timeout` seconds (`interrupt_after`), so a hanging import is
+    reported instead of hanging the doctor. Run it before the diagnosis loads the migration
+    files: a module they share with the URLconf is then imported (and watched) here first,
+    as in `migrate`, whose checks run before its loader. `stranded` says the process must
+    end with os._exit: a non-daemon thread would otherwise keep it alive after the report.
     """
 
     watcher: Watcher
@@ -1033,45 +1088,35 @@ class InProcessWatch:
         if self.settings_module is None:
             self.settings_module = current_settings_module()
         watcher, name = self.watcher, self.settings_module
-        crashes: list[BaseException] = []
-
-        def import_urls() -> None:
-            from django.db import connections
-
-            watcher.ident = threading.get_ident()
-            watcher.stage = "urlconf"
-            watcher.active = True
-            try:
-                import_urlconf()
-            except (Exception, SystemExit) as exc:
-                crashes.append(exc)
-            finally:
-                watcher.active = False
-                connections.close_all()  # this thread's connections only
-
-        # Not a daemon: threads inherit that flag, and a thread the URLconf starts must be
-        # judged as it would be in manage.py's main thread. When it hangs, `stranded` makes
-        # the command end the process.
-        worker = threading.Thread(target=import_urls, name="migration_doctor watch", daemon=False)
+        watcher.ident = threading.get_ident()
+        watcher.stage = "urlconf"
+        crash: BaseException | None = None
+        fired: list[list[Frame]] = []
         try:
-            worker.start()
-            worker.join(self.timeout)
-            if worker.is_alive():
-                stuck = stack_of(sys._current_frames().get(worker.ident or -1))
-                alive = watcher.live_threads(grace=0.0)
-                findings = findings_of(watcher, None, name, threads=alive)
-                names = [s.name for s in alive]
-                findings.append(hang_finding(self.timeout, stuck, URLCONF, name, names))
-                self.stranded = True
-            else:
-                crash = crashes[0] if crashes else None
-                findings = findings_of(watcher, crash, name, watcher.live_threads())
-                self.problem = _problem(watcher, crash)
+            with interrupt_after(self.timeout) as fired:
+                watcher.active = True
+                try:
+                    import_urlconf()
+                finally:
+                    watcher.active = False
+        except ImportHang:
+            pass
+        except (Exception, SystemExit) as exc:  # sys.exit() at import stops it too
+            crash = exc
         finally:
             watcher.uninstall()
-        findings += [_thread_finding([s], name) for s in _unwatched_threads(watcher, worker)]
+        if fired:
+            alive = watcher.live_threads(grace=0.0)
+            findings = findings_of(watcher, None, name, threads=alive)
+            names = [s.name for s in alive]
+            hang = hang_finding(self.timeout, fired[0], URLCONF, name, names, interrupted=True)
+            findings.append(hang)
+        else:
+            findings = findings_of(watcher, crash, name, watcher.live_threads())
+            self.problem = _problem(watcher, crash)
+        findings += [_thread_finding([s], name) for s in _unwatched_threads(watcher)]
         findings.sort(key=_sort_key)
-        self.stranded = self.stranded or any(f.kind == "import-time-thread" for f in findings)
+        self.stranded = any(f.kind == "import-time-thread" for f in findings)
         self._findings = findings
         return self
 

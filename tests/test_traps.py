@@ -270,6 +270,16 @@ def index(request):
     return HttpResponse("")
 """
 
+VIEWS_C_LOOP = """\
+from django.http import HttpResponse
+
+TOTAL = sum(range(10**13))  # STUCK
+
+
+def index(request):
+    return HttpResponse(str(TOTAL))
+"""
+
 VIEWS_BROKEN_IMPORT = """\
 from django.http import HttpResponse
 
@@ -803,13 +813,29 @@ def test_command_reports_a_hanging_urlconf_import_and_exits(project: Project) ->
     views = project.file("trapshop/views.py")
     assert ev["stuck_at"] == {"file": views, "line": project.line("trapshop/views.py", "STUCK")}
     assert (ev["phase"], ev["timeout"], ev["threads_alive"]) == ("URLconf import", 2, ["warmer"])
-    assert "the doctor stopped waiting" in hang[0]["message"]
+    assert "the doctor interrupted it" in hang[0]["message"]
     thread = [
         f for f in data["findings"] if f["kind"] == "import-time-thread" and f is not hang[0]
     ]
     assert [t["evidence"]["thread_name"] for t in thread] == ["warmer"]
     # The diagnosis ran after the watch gave up: the database is healthy.
     assert data["summary"]["errors"] == 2
+
+
+def test_command_ends_an_import_that_holds_the_interpreter(project: Project) -> None:
+    """A C loop holding the GIL cannot be interrupted: faulthandler names the line and ends
+    the process KILL_GRACE seconds after the deadline."""
+    if project.backend != "sqlite":
+        pytest.skip("no database involved: once is enough")
+    # (The regular expression of VIEWS_GIL checks for signals: it is interrupted.)
+    project.write("trapshop/views.py", VIEWS_C_LOOP)
+    started = time.monotonic()
+    run = project.manage("migration_doctor", "--import-timeout=1", timeout=BOUND)
+    assert time.monotonic() - started < BOUND
+    assert run.returncode == 1 and run.stdout == ""
+    assert "Timeout (0:00:11)!" in run.stderr
+    views = project.file("trapshop/views.py")
+    assert f'File "{views}", line {project.line("trapshop/views.py", "STUCK")}' in run.stderr
 
 
 def test_command_reports_a_thread_started_before_its_watch(project: Project) -> None:
