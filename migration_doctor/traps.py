@@ -948,10 +948,10 @@ def watch_setup(argv: Sequence[str] | None = None) -> bool:
     global _setup_watcher
     from django.apps import apps
 
-    argv = sys.argv if argv is None else argv
     if _setup_watcher is not None or not apps.loading or apps.ready:
         return False
-    if len(argv) < 2 or argv[1] != COMMAND or "--skip-import-watch" in argv:
+    argv = _management_argv() if argv is None else argv
+    if argv is None or len(argv) < 2 or argv[1] != COMMAND or "--skip-import-watch" in argv:
         return False
     watcher = Watcher()
     watcher.install()
@@ -965,6 +965,20 @@ def watch_setup(argv: Sequence[str] | None = None) -> bool:
 
     sys.excepthook = excepthook
     return True
+
+
+def _management_argv() -> list[str] | None:
+    """The argv of the ManagementUtility whose execute() is running django.setup() in this
+    thread, if any: what manage.py and django-admin really run, not pytest or a script."""
+    from django.core.management import ManagementUtility
+
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        owner = frame.f_locals.get("self") if frame.f_code.co_name == "execute" else None
+        if isinstance(owner, ManagementUtility):
+            return list(owner.argv)
+        frame = frame.f_back
+    return None
 
 
 def _report_setup_crash(watcher: Watcher, exc: BaseException) -> None:

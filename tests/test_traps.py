@@ -860,6 +860,34 @@ def test_command_reports_a_thread_started_before_its_watch(project: Project) -> 
     assert "started before the doctor's watch began" in f["message"]
 
 
+def test_setup_watch_starts_only_under_a_management_utility(project: Project) -> None:
+    """pytest, scripts and workers whose argv merely says migration_doctor are not watched."""
+    if project.backend != "sqlite":
+        pytest.skip("no database involved: once is enough")
+    script = (
+        "import sys, django; sys.argv = ['worker', 'migration_doctor']; django.setup(); "
+        "from migration_doctor import traps; print(traps._setup_watcher is None)"
+    )
+    env = {**project.env(), "DJANGO_SETTINGS_MODULE": project.settings}
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=project.root, env=env, capture_output=True, text=True
+    )
+    assert run.stdout.strip() == "True", run.stderr
+    # python -m django is a ManagementUtility too: its django.setup() is watched.
+    project.write("trapshop/models.py", MODELS_QUERY)
+    run = subprocess.run(
+        [sys.executable, "-m", "django", "migration_doctor"],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BOUND,
+    )
+    assert run.returncode == 1
+    assert "migration_doctor: manage.py crashed in django.setup()" in run.stderr
+    assert "  E010 import-time-query" in run.stderr.splitlines()
+
+
 @pytest.mark.parametrize("state", ["fresh", "migrated"])
 def test_command_on_a_project_without_traps(project: Project, state: str) -> None:
     if state == "migrated":
