@@ -47,6 +47,7 @@ SQL_LIMIT = 300
 APP_LOADING = "app loading"
 READY = "ready()"
 URLCONF = "URLconf import"
+UNWATCHED = "unknown"  # a thread started before manage.py's own watch began
 
 # -- where a frame comes from ---------------------------------------------------------------
 
@@ -638,13 +639,19 @@ def _thread_finding(starts: list[ThreadStart], settings_module: str | None) -> F
     else:
         placed = f"started at {_place(started)}"
     count = f"{len(starts)} non-daemon threads" if len(starts) > 1 else "A non-daemon thread"
+    during = f", during {first.phase}" if first.phase != UNWATCHED else ""
     message = (
         f"{count} ({first.name!r}, target {first.target or 'unknown'}) {placed}"
-        f" in {module or 'the project'}, during {first.phase}, "
+        f" in {module or 'the project'}{during}, "
         f"{'are' if len(starts) > 1 else 'is'} still running when importing ends. Python waits "
         "for every non-daemon thread before the process exits, so `manage.py makemigrations`, "
         "`migrate` and every other command finish their work and then hang forever."
     )
+    if first.phase == UNWATCHED:
+        message += (
+            " `python -m migration_doctor` watches the import from its very start and names "
+            "the line that started it."
+        )
     evidence: dict[str, Any] = {
         "thread_name": first.name,
         "target": first.target,
@@ -1031,7 +1038,7 @@ def _unwatched_threads(watcher: Watcher) -> list[ThreadStart]:
             type(thread).run
         )
         running = stack_of(frames.get(thread.ident or -1))
-        found.append(ThreadStart(thread, thread.name, target, [], [], "unknown", None, running))
+        found.append(ThreadStart(thread, thread.name, target, [], [], UNWATCHED, None, running))
     return found
 
 

@@ -858,6 +858,7 @@ def test_command_reports_a_thread_started_before_its_watch(project: Project) -> 
         "line": project.line("trapshop/services.py", "RUNNING"),
     }
     assert "started before the doctor's watch began" in f["message"]
+    assert "`python -m migration_doctor` watches the import from its very start" in f["message"]
 
 
 def test_setup_watch_starts_only_under_a_management_utility(project: Project) -> None:
