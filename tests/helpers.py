@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,13 @@ def statements_of(alias: str, action: Any) -> list[str]:
     with connections[alias].execute_wrapper(spy):
         action()
     return seen
+
+
+def fix(alias: str, *args: str) -> tuple[int, str]:
+    """`migration_doctor --fix --noinput ...` on `alias`: its exit status and stdout."""
+    out = io.StringIO()
+    try:
+        call_command("migration_doctor", "--fix", "--noinput", *args, database=alias, stdout=out)
+    except SystemExit as exc:
+        return int(exc.code or 0), out.getvalue()
+    return 0, out.getvalue()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -40,15 +41,6 @@ def counts(alias: str) -> dict[str, int]:
     return {t: h.sql(alias, f"SELECT COUNT(*) FROM {h.qn(alias, t)}")[0][0] for t in tables}
 
 
-def fix(alias: str, *args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    try:
-        call_command("migration_doctor", "--fix", "--noinput", *args, database=alias, stdout=out)
-    except SystemExit as exc:
-        return int(exc.code or 0), out.getvalue()
-    return 0, out.getvalue()
-
-
 def assert_repaired(alias: str, before: dict[str, int]) -> None:
     h.migrate(alias)  # Django agrees: nothing left that migrate chokes on
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
@@ -75,7 +67,7 @@ def test_table_exists_repair(fresh_db, tmp_path):
     h.unrecord(fresh_db, "catalog", "0002_tags")
     h.unrecord(fresh_db, "catalog", "0003_product_sku_stock")
     backup = tmp_path / "backup.json"
-    status, out = fix(fresh_db, "--backup", str(backup))
+    status, out = h.fix(fresh_db, "--backup", str(backup))
     assert status == 0, out
     assert f"Backup of django_migrations written to {backup}" in out
     assert ("catalog", "0002_tags") in h.recorded(fresh_db)
@@ -95,7 +87,7 @@ def test_partially_applied_repair_runs_only_the_missing_operation(fresh_db):
         " VALUES ('Sencha', 4.5, '2024-05-01 10:00:00', %s, 'SEN-1')",
         (cat,),
     )
-    status, out = fix(fresh_db)
+    status, out = h.fix(fresh_db)
     assert status == 0, out
     assert "Run the missing operation(s) of catalog.0003_product_sku_stock: Add field stock" in out
     # The value stored in the column that was already there survived.
@@ -110,7 +102,7 @@ def test_inconsistent_history_present_records_dependency(fresh_db):
     h.migrate(fresh_db)
     before = seed(fresh_db)
     h.unrecord(fresh_db, "catalog", "0001_initial")
-    status, out = fix(fresh_db)
+    status, out = h.fix(fresh_db)
     assert status == 0, out
     assert out.count("Record catalog.0001_initial") == 1  # once for both dependents
     assert_repaired(fresh_db, before)
@@ -123,7 +115,7 @@ def test_inconsistent_history_absent_applies_dependency(fresh_db):
     h.drop_table(fresh_db, "catalog_product_tags")
     h.drop_table(fresh_db, "catalog_tag")
     before["catalog_tag"] = 0  # dropped by the breakage itself
-    status, out = fix(fresh_db)
+    status, out = h.fix(fresh_db)
     assert status == 0, out
     assert "Apply catalog.0002_tags for real" in out
     assert_repaired(fresh_db, before)
@@ -135,7 +127,7 @@ def test_missing_column_table_and_m2m_are_recreated(fresh_db):
     h.remove_field(fresh_db, "catalog.Product", "stock")
     h.drop_table(fresh_db, "catalog_product_tags")
     h.drop_table(fresh_db, "order_lines")
-    status, out = fix(fresh_db)
+    status, out = h.fix(fresh_db)
     assert status == 0, out
     assert "Re-create column catalog_product.stock" in out
     assert "Re-create table catalog_product_tags" in out
@@ -148,7 +140,7 @@ def test_stale_record_repair(fresh_db):
     before = seed(fresh_db)
     h.record(fresh_db, "catalog", "0009_gone")
     h.record(fresh_db, "legacy", "0001_initial")
-    status, out = fix(fresh_db)
+    status, out = h.fix(fresh_db)
     assert status == 0, out
     assert not {("catalog", "0009_gone"), ("legacy", "0001_initial")} & h.recorded(fresh_db)
     assert_repaired(fresh_db, before)
@@ -175,7 +167,7 @@ def test_restore_brings_back_exact_rows(fresh_db, tmp_path):
     h.record(fresh_db, "catalog", "0009_gone")
     rows_before = sorted(h.sql(fresh_db, "SELECT id, app, name, applied FROM django_migrations"))
     backup = write_backup(connections[fresh_db], tmp_path / "b.json")
-    assert fix(fresh_db)[0] == 0
+    assert h.fix(fresh_db)[0] == 0
     assert ("catalog", "0009_gone") not in h.recorded(fresh_db)
     out = io.StringIO()
     call_command(
@@ -234,11 +226,11 @@ def test_unproven_repair_is_skipped_unless_asked(fresh_db, migration_package):
     h.unrecord(fresh_db, "catalog", "0004_colour")
     report = diagnose(fresh_db)
     [partial] = report.find("partially-applied", "catalog", "0004_colour")
-    status, out = fix(fresh_db)
+    status, out = h.fix(fresh_db)
     assert status == 1
     assert "not proven by evidence" in out and "--only partially-applied" in out
     assert ("catalog", "0004_colour") not in h.recorded(fresh_db)
-    status, out = fix(fresh_db, "--only", "partially-applied")
+    status, out = h.fix(fresh_db, "--only", "partially-applied")
     assert status == 0, out
     assert ("catalog", "0004_colour") in h.recorded(fresh_db)
     assert partial.evidence["not_known_to_have_run"] == ["RunPython(paint)"]
@@ -250,7 +242,7 @@ def test_refuses_row_changes_when_a_module_does_not_load(fresh_db, migration_pac
     sources["0004_broken"] = "from django.db import migrations\ndef broken(:\n"
     migration_package("catalog", sources)
     h.record(fresh_db, "orders", "0009_gone")
-    status, out = fix(fresh_db)
+    status, out = h.fix(fresh_db)
     assert "refused: the migration module" in out and "0004_broken" in out
     assert ("orders", "0009_gone") in h.recorded(fresh_db)
     assert status == 1
@@ -278,14 +270,14 @@ def test_second_repair_waits_then_exits_2(fresh_db):
     finally:
         remove_alias(other)
     assert ("catalog", "0009_gone") in h.recorded(fresh_db)
-    assert fix(fresh_db)[0] == 0
+    assert h.fix(fresh_db)[0] == 0
 
 
 def test_default_backup_lands_under_base_dir(fresh_db, settings, tmp_path):
     settings.BASE_DIR = tmp_path
     h.migrate(fresh_db)
     h.record(fresh_db, "catalog", "0009_gone")
-    status, out = fix(fresh_db)
+    status, out = h.fix(fresh_db)
     assert status == 0
     [path] = list(Path(tmp_path, "migration_doctor_backups").glob(f"{fresh_db}-*.json"))
     assert str(path) in out
@@ -297,7 +289,7 @@ def test_two_missing_columns_of_one_table(fresh_db):
     before = seed(fresh_db)
     h.remove_field(fresh_db, "catalog.Product", "sku")
     h.remove_field(fresh_db, "catalog.Product", "stock")
-    status, out = fix(fresh_db)
+    status, out = h.fix(fresh_db)
     assert status == 0, out
     assert h.sql(fresh_db, "SELECT name, stock, stock_keeping_unit FROM catalog_product") == [
         ("Sencha", 0, None)
@@ -347,24 +339,30 @@ class Migration(migrations.Migration):
 """
 
 
+def half_created_box(alias: str, migration_package: Any, label: str) -> None:
+    """catalog.0004_box half applied: table catalog_box exists, holding one row; its M2M
+    table does not."""
+    sources = h.app_migration_sources("catalog")
+    migration_package("catalog", {**sources, "0004_box": BOX})
+    h.migrate(alias, "catalog", "0003_product_sku_stock")
+    h.sql(
+        alias,
+        f"CREATE TABLE {h.qn(alias, 'catalog_box')} "
+        "(id integer PRIMARY KEY, label varchar(20) NOT NULL)",
+    )
+    h.sql(alias, "INSERT INTO catalog_box (id, label) VALUES (1, %s)", (label,))
+
+
 def test_unsafe_partial_is_rolled_back_only_without_data(fresh_db, migration_package):
     """A CreateModel whose table exists but whose M2M table does not cannot be completed
     safely: the present part is rolled back (never when it holds data, unless allowed)."""
-    sources = h.app_migration_sources("catalog")
-    migration_package("catalog", {**sources, "0004_box": BOX})
-    h.migrate(fresh_db, "catalog", "0003_product_sku_stock")
-    h.sql(
-        fresh_db,
-        f"CREATE TABLE {h.qn(fresh_db, 'catalog_box')} "
-        "(id integer PRIMARY KEY, label varchar(20) NOT NULL)",
-    )
-    h.sql(fresh_db, "INSERT INTO catalog_box (id, label) VALUES (1, 'keep me')")
-    status, out = fix(fresh_db, "--only", "partially-applied")
+    half_created_box(fresh_db, migration_package, "keep me")
+    status, out = h.fix(fresh_db, "--only", "partially-applied")
     assert status == 1
     assert "would drop data (table catalog_box (1))" in out
     assert "catalog_box" in h.tables(fresh_db)
     h.sql(fresh_db, "DELETE FROM catalog_box")
-    status, out = fix(fresh_db, "--only", "partially-applied")
+    status, out = h.fix(fresh_db, "--only", "partially-applied")
     assert status == 0, out
     assert "Roll back the present part of catalog.0004_box (table catalog_box)" in out
     assert "catalog_box" not in h.tables(fresh_db)
@@ -373,16 +371,8 @@ def test_unsafe_partial_is_rolled_back_only_without_data(fresh_db, migration_pac
 
 
 def test_allow_data_loss_rolls_back_a_part_holding_data(fresh_db, migration_package):
-    sources = h.app_migration_sources("catalog")
-    migration_package("catalog", {**sources, "0004_box": BOX})
-    h.migrate(fresh_db, "catalog", "0003_product_sku_stock")
-    h.sql(
-        fresh_db,
-        f"CREATE TABLE {h.qn(fresh_db, 'catalog_box')} "
-        "(id integer PRIMARY KEY, label varchar(20) NOT NULL)",
-    )
-    h.sql(fresh_db, "INSERT INTO catalog_box (id, label) VALUES (1, 'lose me')")
-    status, out = fix(fresh_db, "--only", "partially-applied", "--allow-data-loss")
+    half_created_box(fresh_db, migration_package, "lose me")
+    status, out = h.fix(fresh_db, "--only", "partially-applied", "--allow-data-loss")
     assert status == 0, out
     assert "--allow-data-loss was given" in out
     h.migrate(fresh_db)

@@ -52,15 +52,6 @@ def all_rows(alias: str) -> Counter[tuple[str, str]]:
     )
 
 
-def fix(alias: str, *args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    try:
-        call_command("migration_doctor", "--fix", "--noinput", *args, database=alias, stdout=out)
-    except SystemExit as exc:
-        return int(exc.code or 0), out.getvalue()
-    return 0, out.getvalue()
-
-
 def assert_healthy(alias: str) -> None:
     report = diagnose(alias)
     assert [f.as_dict() for f in report.findings if f.severity >= Severity.WARNING] == []
@@ -102,7 +93,7 @@ def test_odd_names_are_stale_records_under_their_exact_names(migrated: str, tmp_
         (f["app"], f["migration"]) for f in document["findings"] if f["kind"] == "stale-record"
     } == odd
 
-    status, text = fix(migrated, "--backup", str(tmp_path / "backup.json"))
+    status, text = h.fix(migrated, "--backup", str(tmp_path / "backup.json"))
     assert status == 0, text
     assert all_rows(migrated) == real  # exactly the odd rows went, every real row stayed
     assert_healthy(migrated)
@@ -170,7 +161,7 @@ def test_rows_that_differ_from_real_ones_only_by_case_or_spaces(migrated: str, t
         h.record(migrated, app, name)
     report = diagnose(migrated)
     assert {(f.app, f.migration) for f in report.find("stale-record")} == near
-    status, text = fix(migrated, "--backup", str(tmp_path / "backup.json"))
+    status, text = h.fix(migrated, "--backup", str(tmp_path / "backup.json"))
     assert all_rows(migrated) == real  # every real row is still there
     assert status == 0, text
     assert_healthy(migrated)
@@ -189,7 +180,7 @@ def test_empty_app_or_name(migrated: str, tmp_path) -> None:
     )
     before = all_rows(migrated)
     try:
-        status, text = fix(migrated, "--backup", str(tmp_path / "backup.json"))
+        status, text = h.fix(migrated, "--backup", str(tmp_path / "backup.json"))
     finally:
         assert all_rows(migrated) in (before, real)  # failed before any write, or done
     assert status == 0, text
@@ -208,7 +199,7 @@ def test_duplicated_odd_rows(migrated: str, tmp_path) -> None:
         ("catalog", "0004_it's"),
         ("catalog", "0004 ünï code"),
     }
-    status, text = fix(migrated, "--backup", str(tmp_path / "backup.json"))
+    status, text = h.fix(migrated, "--backup", str(tmp_path / "backup.json"))
     assert status == 0, text
     assert all_rows(migrated) == real
     assert_healthy(migrated)
