@@ -125,6 +125,15 @@ def _indent(text: str, n: int) -> str:
     return "\n".join((" " * n + line) if line else line for line in text.splitlines())
 
 
+def _add_field(mig: MigrationSpec, model: ModelSpec, fname: str, spec: FieldSpec) -> str:
+    """Append the AddField of `spec` to `mig`; returns the slug naming the migration."""
+    mig.operations.append(
+        "migrations.AddField(\n"
+        f'    model_name="{model.lower}",\n    name="{fname}",\n    field={spec.code()},\n)'
+    )
+    return f"{model.lower}_{fname}"
+
+
 class Planner:
     def __init__(self, apps: int, migrations: int, models: int, seed: int):
         self.n_apps = apps
@@ -245,11 +254,7 @@ class Planner:
         fname = self._fresh_name(model, rng)
         spec = self._simple_spec(fname, rng)
         model.fields[fname] = spec
-        mig.operations.append(
-            "migrations.AddField(\n"
-            f'    model_name="{model.lower}",\n    name="{fname}",\n    field={spec.code()},\n)'
-        )
-        return f"{model.lower}_{fname}"
+        return _add_field(mig, model, fname, spec)
 
     def _op_add(self, app: AppPlan, mig: MigrationSpec, rng: random.Random, i: int, m: int) -> str:
         return self._add_simple(app, mig, rng)
@@ -276,11 +281,7 @@ class Planner:
             n += 1
         spec = FieldSpec(fname, kind, to=to, related_name=f"{app.label}_{model.lower}_{fname}")
         model.fields[fname] = spec
-        mig.operations.append(
-            "migrations.AddField(\n"
-            f'    model_name="{model.lower}",\n    name="{fname}",\n    field={spec.code()},\n)'
-        )
-        return f"{model.lower}_{fname}"
+        return _add_field(mig, model, fname, spec)
 
     def _op_fk(self, app: AppPlan, mig: MigrationSpec, rng: random.Random, i: int, m: int) -> str:
         return self._relation(app, mig, rng, i, "fk") or self._add_simple(app, mig, rng)
