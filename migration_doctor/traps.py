@@ -233,6 +233,11 @@ def _callable_name(target: object) -> str | None:
     return repr(target)[:100]
 
 
+def _thread_target(thread: threading.Thread) -> str | None:
+    """What the thread runs: its target, else its class's run()."""
+    return _callable_name(getattr(thread, "_target", None)) or _callable_name(type(thread).run)
+
+
 class Watcher:
     """Hooks on SQL execution, failed connections and thread creation/start.
 
@@ -334,8 +339,7 @@ class Watcher:
                     ThreadStart(
                         thread=thread,
                         name=thread.name,
-                        target=_callable_name(getattr(thread, "_target", None))
-                        or _callable_name(type(thread).run),
+                        target=_thread_target(thread),
                         stack=stack,
                         created=watcher.created.get(thread, []),
                         phase=phase,
@@ -373,10 +377,15 @@ class Watcher:
             and not s.thread.daemon
             and s.thread is not threading.current_thread()
         ]
-        deadline = time.monotonic() + grace
-        for s in candidates:
-            s.thread.join(max(0.0, deadline - time.monotonic()))
+        _give(grace, [s.thread for s in candidates])
         return [s for s in candidates if _running(s.thread) and not _idle_pool_worker(s.thread)]
+
+
+def _give(grace: float, threads: Sequence[threading.Thread]) -> None:
+    """Let `threads` finish within `grace` seconds in all."""
+    deadline = time.monotonic() + grace
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _running(thread: threading.Thread) -> bool:
@@ -391,9 +400,7 @@ def lingering_threads(grace: float = THREAD_GRACE) -> list[threading.Thread]:
     interpreter from exiting, after giving them `grace` seconds to finish."""
     me, main = threading.current_thread(), threading.main_thread()
     found = [t for t in threading.enumerate() if t not in (me, main) and not t.daemon]
-    deadline = time.monotonic() + grace
-    for thread in found:
-        thread.join(max(0.0, deadline - time.monotonic()))
+    _give(grace, found)
     return [t for t in found if t.is_alive() and not _idle_pool_worker(t)]
 
 
@@ -946,7 +953,7 @@ COMMAND = "migration_doctor"
 _setup_watcher: Watcher | None = None
 
 
-def watch_setup(argv: Sequence[str] | None = None) -> bool:
+def watch_setup() -> bool:
     """Start watching django.setup() from inside it when this process is
     `manage.py migration_doctor` (or django-admin's): MigrationDoctorConfig calls it while the
     app registry imports the app configs, before any models module or ready() runs. The
@@ -957,7 +964,7 @@ def watch_setup(argv: Sequence[str] | None = None) -> bool:
 
     if _setup_watcher is not None or not apps.loading or apps.ready:
         return False
-    argv = _management_argv() if argv is None else argv
+    argv = _management_argv()
     if argv is None or len(argv) < 2 or argv[1] != COMMAND or "--skip-import-watch" in argv:
         return False
     watcher = Watcher()
@@ -1025,20 +1032,15 @@ def _unwatched_threads(watcher: Watcher) -> list[ThreadStart]:
     recorded = {id(s.thread) for s in watcher.starts}
     frames = sys._current_frames()
     found = []
-    for thread in threading.enumerate():
-        if (
-            thread is threading.main_thread()
-            or thread is threading.current_thread()
-            or thread.daemon
-            or id(thread) in recorded
-            or _idle_pool_worker(thread)
-        ):
+    for thread in lingering_threads(grace=0.0):
+        if id(thread) in recorded:
             continue
-        target = _callable_name(getattr(thread, "_target", None)) or _callable_name(
-            type(thread).run
-        )
         running = stack_of(frames.get(thread.ident or -1))
-        found.append(ThreadStart(thread, thread.name, target, [], [], UNWATCHED, None, running))
+        found.append(
+            ThreadStart(
+                thread, thread.name, _thread_target(thread), [], [], UNWATCHED, None, running
+            )
+        )
     return found
 
 
@@ -1100,8 +1102,11 @@ class InProcessWatch:
     settings_module: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     problem: str | None = field(default=None, init=False)
-    stranded: bool = field(default=False, init=False)
     _findings: list[Finding] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def stranded(self) -> bool:
+        return any(f.kind == "import-time-thread" for f in self._findings or [])
 
     def run(self) -> InProcessWatch:
         if self._findings is not None:
@@ -1137,7 +1142,6 @@ class InProcessWatch:
             self.problem = _problem(watcher, crash)
         findings += [_thread_finding([s], name) for s in _unwatched_threads(watcher)]
         findings.sort(key=_sort_key)
-        self.stranded = any(f.kind == "import-time-thread" for f in findings)
         self._findings = findings
         return self
 
