@@ -12,7 +12,6 @@ from migration_doctor.diagnose import diagnose
 from migration_doctor.ledger import LEDGER_TABLE
 
 from . import helpers as h
-from .test_repair import fix
 
 
 def history(alias: str) -> dict:
@@ -38,7 +37,7 @@ def test_each_repair_kind_is_written_to_the_ledger_and_the_backup(fresh_db, tmp_
     h.remove_field(fresh_db, "catalog.Product", "stock")  # missing-schema -> schema
     h.record(fresh_db, "legacy", "0001_initial")  # stale-record -> unrecord
     backup = tmp_path / "b.json"
-    status, out = fix(fresh_db, "--backup", str(backup))
+    status, out = h.fix(fresh_db, "--backup", str(backup))
     assert status == 0, out
     repairs = history(fresh_db)["repairs"]
     by_kind = {r["kind"]: r for r in repairs}
@@ -69,7 +68,7 @@ def test_diagnosis_names_an_earlier_fake(fresh_db):
     h.migrate(fresh_db)
     h.unrecord(fresh_db, "orders", "0002_order_note")
     h.unrecord(fresh_db, "orders", "0003_order_default_notes")
-    assert fix(fresh_db)[0] == 0
+    assert h.fix(fresh_db)[0] == 0
     h.remove_field(fresh_db, "orders.Order", "note")  # months later: the column is gone
     report = diagnose(fresh_db)
     [finding] = report.find("missing-schema", "orders", "0002_order_note")
@@ -83,7 +82,7 @@ def test_refuses_row_changes_when_migrations_are_disabled(fresh_db, settings):
     h.migrate(fresh_db)
     h.record(fresh_db, "catalog", "0009_gone")
     settings.MIGRATION_MODULES = {"orders": None}
-    status, out = fix(fresh_db)
+    status, out = h.fix(fresh_db)
     assert status == 0  # a warning remains, no error
     assert "refused: MIGRATION_MODULES disables migrations for orders" in out
     assert ("catalog", "0009_gone") in h.recorded(fresh_db)
@@ -116,7 +115,7 @@ def test_transaction_pooling_falls_back_to_transaction_locks(fresh_db, monkeypat
             cursor.execute("SELECT pg_advisory_unlock(%s)", [lock.PG_KEY])
     finally:
         remove_alias(other)
-    status, out = fix(fresh_db)
+    status, out = h.fix(fresh_db)
     assert status == 0, out
     assert "a transaction-pooling proxy was detected" in out
     assert ("catalog", "0009_gone") not in h.recorded(fresh_db)
@@ -164,7 +163,7 @@ def test_other_repair_kinds_are_traced_too(fresh_db, kind):
     else:
         h.record(fresh_db, "catalog", "0002_tags")
         expected = {("unrecord", "")}
-    assert fix(fresh_db)[0] == 0
+    assert h.fix(fresh_db)[0] == 0
     entries = [e for e in history(fresh_db)["repairs"] if e["kind"] == kind]
     seen = {
         (e["action"], f"{e['app']}.{e['migration']}" if e["action"] == "schema" else "")

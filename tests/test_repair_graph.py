@@ -43,7 +43,7 @@ from .test_graph_findings import (
     package_dir,
 )
 from .test_ledger import history
-from .test_repair import counts, fix, seed
+from .test_repair import counts, seed
 
 
 def assert_traced(alias: str, kind: str, action: str) -> None:
@@ -116,7 +116,7 @@ def test_multiple_leaves_writes_the_merge_migration(
         "leaves": ["0004_a", "0004_b"]
     }
 
-    status, out = fix(routed)
+    status, out = h.fix(routed)
     assert status == 0, out
     assert "Write the merge migration of catalog (0004_a, 0004_b)" in out
     assert_traced(routed, "multiple-leaves", "files")
@@ -152,7 +152,7 @@ def test_multiple_leaves_on_the_same_field_are_not_merged(
     files = listing(module)
     rows = h.recorded(routed)
 
-    status, out = fix(routed)
+    status, out = h.fix(routed)
     assert status == 1, out
     assert "Not repaired:" in out
     [line] = [x for x in out.splitlines() if x.startswith("  - [multiple-leaves] catalog:")]
@@ -226,7 +226,7 @@ def test_squash_partial_runs_only_the_missing_operations(
         [run] = [s for s in build_plan(report).steps if isinstance(s, RunOperations)]
         assert (run.key, run.indexes, run.proven) == (SQUASH_KEY, [4, 5], True)
 
-    status, out = fix(routed)  # proven (no RunPython/RunSQL): no --only needed
+    status, out = h.fix(routed)  # proven (no RunPython/RunSQL): no --only needed
     assert status == 0, out
     assert_traced(routed, "squash-partial", "schema")
     assert_traced(routed, "squash-partial", "record")
@@ -273,7 +273,7 @@ def test_squash_ready_finalised_only_with_only(routed: str, migration_package: P
     squash_file = package_dir(module) / f"{SQUASH_NAME}.py"
 
     # --fix alone never edits source files.
-    status, out = fix(routed)
+    status, out = h.fix(routed)
     assert status == 0, out
     assert (
         f"  - [squash-ready] catalog.{SQUASH_NAME}: source files change only with "
@@ -281,7 +281,7 @@ def test_squash_ready_finalised_only_with_only(routed: str, migration_package: P
     )
     assert listing(module) == files
 
-    status, out = fix(routed, "--only", "squash-ready")
+    status, out = h.fix(routed, "--only", "squash-ready")
     assert status == 0, out
     assert_traced(routed, "squash-ready", "files")
     assert "1 step," in out  # the squash itself is recorded already: no row to write
@@ -331,7 +331,7 @@ def test_squash_ready_finalised_before_migrate_recorded_the_squash(
     assert ("catalog", SQUASH_NAME) not in h.recorded(routed)
     assert diagnose(routed).find("squash-ready", "catalog", SQUASH_NAME)
 
-    status, out = fix(routed, "--only", "squash-ready")
+    status, out = h.fix(routed, "--only", "squash-ready")
     assert status == 0, out
     assert f"Record catalog.{SQUASH_NAME}" in out
     assert sorted(listing(module)) == [f"{SQUASH_NAME}.py"]
@@ -355,7 +355,7 @@ def test_squash_ready_refused_while_a_dependent_names_a_replaced_migration(
     before = seed(routed)
     files = listing(module)
 
-    status, out = fix(routed, "--only", "squash-ready")
+    status, out = h.fix(routed, "--only", "squash-ready")
     assert (
         f"  - [squash-ready] catalog.{SQUASH_NAME}: orders.0001_initial depend on replaced "
         f"migrations: point them at {SQUASH_NAME} first" in out
@@ -417,7 +417,7 @@ def interrupt(alias: str, monkeypatch: pytest.MonkeyPatch, backup: Path) -> None
     with monkeypatch.context() as patch:
         patch.setattr(AddField, "database_forwards", fail_on_stock)
         with pytest.raises(RuntimeError, match="injected"):
-            fix(alias, "--backup", str(backup))
+            h.fix(alias, "--backup", str(backup))
 
 
 def columns_of(alias: str, table: str) -> set[str]:
@@ -484,7 +484,7 @@ def test_second_fix_completes_an_interrupted_repair(
     before = break_for(scenario, routed, migration_package)
     interrupt(routed, monkeypatch, tmp_path / "backup.json")
 
-    status, out = fix(routed)
+    status, out = h.fix(routed)
     assert status == 0, out
     key, _ = INTERRUPTED[scenario]
     assert key in h.recorded(routed)
@@ -511,6 +511,6 @@ def test_partially_applied_with_a_recorded_dependent_runs_each_operation_once(
 
     runs = [s for s in build_plan(report).steps if isinstance(s, RunOperations)]
     assert [(s.key, s.indexes) for s in runs] == [(ZERO_THREE, [1])]
-    status, out = fix(routed)
+    status, out = h.fix(routed)
     assert status == 0, out
     assert_repaired(routed, before)
