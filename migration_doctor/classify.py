@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import difflib
+import re
+import site
+import sysconfig
 from collections import defaultdict
 from collections.abc import Iterable
+from contextlib import suppress
+from functools import lru_cache
+from pathlib import Path
+from shlex import quote
 
+from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .expected import Key, MigrationEffect, Obj, collapse, describe
+from .expected import Key, MigrationEffect, Obj, collapse, column_of, describe
 from .findings import Finding, Fix
 from .ledger import LEDGER_TABLE
+from .position import AppPosition, schema_positions
 from .snapshot import Snapshot
 from .snapshot.graph import LoadError
 from .snapshot.rows import recorder_table
@@ -59,11 +68,11 @@ def missing_error(vendor: str, obj: Obj) -> str:
 
 
 def live_has(schema: LiveSchema, obj: Obj) -> bool:
-    if obj[0] == "table":
-        return schema.has_table(obj[1])
-    if obj[0] == "column":
-        return schema.has_column(obj[1], obj[2])
-    return schema.has_constraint(obj[1], obj[2])
+    return schema.has_object(obj)
+
+
+def tables_of(objs: Iterable[Obj]) -> set[str]:
+    return {o[1] for o in objs if o[0] == "table"}
 
 
 def _names(objs: Iterable[Obj]) -> list[str]:
@@ -102,12 +111,118 @@ def _reproduce(err: LoadError) -> tuple[str, ...]:
     if err.error.startswith("BadMigrationError"):
         return ()
     if err.error.startswith("SyntaxError") and err.file:
-        return (f"python -m py_compile {err.file}",)
-    return (f"python -c \"import importlib; importlib.import_module('{err.module}')\"",)
+        return (f"python -m py_compile {quote(err.file)}",)
+    code = f"import importlib; importlib.import_module({err.module!r})"
+    if re.fullmatch(r"[\w.]+", err.module):  # nothing the shell expands inside "..."
+        return (f'python -c "{code}"',)
+    return (f"python -c {quote(code)}",)
+
+
+# -- whose files: the project's own apps, or installed packages ----------------------------
+
+_INSTALL_DIRS = frozenset({"site-packages", "dist-packages"})
+
+
+@lru_cache(maxsize=1)
+def _installation_roots() -> tuple[Path, ...]:
+    """This interpreter's standard library and installation directories."""
+    roots = {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    with suppress(AttributeError):  # site.getsitepackages is missing in some old virtualenvs
+        roots.update(site.getsitepackages())
+    with suppress(AttributeError):
+        roots.add(site.getusersitepackages())
+    return tuple(Path(r).resolve() for r in roots if r)
+
+
+def _under(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+@lru_cache(maxsize=16)
+def _site_packages(site_dir: str) -> dict[str, str]:
+    """Top-level package -> "name version", from the *.dist-info folders of one directory.
+
+    Only the small files an installer writes there (top_level.txt, else RECORD): asking
+    importlib.metadata for every distribution costs half a second.
+    """
+    owners: dict[str, str] = {}
+    for info in sorted(Path(site_dir).glob("*.dist-info")):
+        name, _, version = info.name.removesuffix(".dist-info").partition("-")
+        try:
+            tops = (info / "top_level.txt").read_text().split()
+        except OSError:
+            try:
+                record = (info / "RECORD").read_text().splitlines()
+            except OSError:
+                continue
+            tops = [line.split("/", 1)[0] for line in record if "/" in line.split(",", 1)[0]]
+        for top in tops:
+            owners.setdefault(top, f"{name} {version}".strip())
+    return owners
+
+
+def _distribution(path: Path, module: str) -> str:
+    """`wagtail 8.0.1`: the distribution installing `module` (whose file is `path`)."""
+    depth = len(module.split("."))
+    if not module or depth >= len(path.parts):
+        return ""
+    return _site_packages(str(path.parents[depth - 1])).get(module.split(".")[0], "")
+
+
+def foreign_source(app: str, file: str | None, module: str = "") -> dict[str, str] | None:
+    """Why the migration file `file` of `app` is not the project's own to edit; None if it is.
+
+    The rule: a migration file is the project's own when it is not inside an installation
+    directory (a `site-packages`/`dist-packages` directory or this interpreter's standard
+    library and install paths, even one inside the project such as `.venv/`) and it is under
+    settings.BASE_DIR, under the current directory, or in the package MIGRATION_MODULES names
+    for the app (how a project takes over an app's migrations). Everything else belongs to an
+    installed distribution or another checkout: what is wrong with it is reported, but no fix
+    edits, deletes or writes files there. An unknown file (None) counts as the project's.
+    """
+    if not file:
+        return None
+    from django.conf import settings
+
+    path = Path(file).resolve()
+    where = str(path.parent)
+    if _INSTALL_DIRS & set(path.parts) or any(_under(path, r) for r in _installation_roots()):
+        package = _distribution(path, module)
+        return {
+            "source": "installed",
+            "location": where,
+            **({"package": package} if package else {}),
+        }
+    base = getattr(settings, "BASE_DIR", None)
+    homes = [Path.cwd().resolve(), *([Path(base).resolve()] if base else [])]
+    if any(_under(path, home) for home in homes):
+        return None
+    if getattr(settings, "MIGRATION_MODULES", {}).get(app):
+        return None  # the project chose this package for the app's migrations
+    return {"source": "outside the project", "location": where}
+
+
+def owner_words(foreign: dict[str, str]) -> str:
+    """Who the files of a foreign_source() answer belong to, in words."""
+    if foreign["source"] == "installed":
+        package = foreign.get("package")
+        return f"the installed package {package}" if package else "an installed package"
+    return "code outside the project (not under BASE_DIR or the current directory)"
+
+
+def _same_migration_name(old: str, new: str) -> bool:
+    """Names a renamed migration keeps something of: its number (`0004_auto_...` became
+    `0004_product_barcode`) or its description (`0004_barcode` renumbered `0005_barcode`
+    by a rebase)."""
+    old_number, _, old_rest = old.partition("_")
+    new_number, _, new_rest = new.partition("_")
+    if not (old_number.isdigit() and new_number.isdigit()):
+        return False
+    return int(old_number) == int(new_number) or (bool(old_rest) and old_rest == new_rest)
 
 
 class Classifier:
-    def __init__(self, snapshot: Snapshot):
+    def __init__(self, snapshot: Snapshot, positions: dict[str, AppPosition] | None = None):
         self.s = snapshot
         self.vendor = snapshot.vendor
         self.schema = snapshot.schema
@@ -135,6 +250,19 @@ class Classifier:
                 effect = self.effects[key]
                 self.expected_live -= set(effect.removes)
                 self.expected_live |= set(effect.creates)
+        # What the schema's position (position.py) leaves behind: the applied migrations
+        # and, where the schema is ahead of the rows, the unrecorded ones up to where it
+        # stands, so that what a later migration done by hand removed is not "missing"
+        # from the earlier one.
+        self.positions = positions if positions is not None else schema_positions(snapshot)
+        shown = {(p.app, name) for p in self.positions.values() for name in p.through}
+        self.schema_live = self.expected_live
+        if shown:
+            self.schema_live = set()
+            for key in self.expected.plan:
+                if key in self.applied or key in shown:
+                    self.schema_live -= set(self.effects[key].removes)
+                    self.schema_live |= set(self.effects[key].creates)
 
     # -- state of one migration's effect against the live schema -----------------------
 
@@ -191,11 +319,77 @@ class Classifier:
         self.leaves()
         self.squashes()
         self.stale()
+        self.renames()
         self.duplicates()
         self.disabled()
         self.untracked()
         self.provenance()
         return self.findings
+
+    def renames(self) -> None:
+        """A stale row beside an unrecorded migration of the same app whose whole effect is
+        present, whose dependencies are recorded (and ran before that row), and whose name
+        keeps the row's number or description: the same migration under a new file name
+        (renamed, or renumbered by a rebase). One finding replaces the stale row, the
+        table-exists and the inconsistent histories it causes."""
+        by_app: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
+        for f in self.findings:
+            if f.app and f.kind in ("stale-record", "table-exists"):
+                by_app[f.app][f.kind].append(f)
+        for app, kinds in sorted(by_app.items()):
+            stale, present = kinds["stale-record"], kinds["table-exists"]
+            if len(stale) != 1 or len(present) != 1 or app not in self.loader.migrated_apps:
+                continue
+            old, new = stale[0], present[0]
+            rows = [r for r in self.s.rows if r.key == (app, old.migration)]
+            key = (app, str(new.migration))
+            parents = {p.key for p in self.graph.node_map[key].parents}
+            if len(rows) != 1 or rows[0].has_null or not parents <= self.applied:
+                continue
+            row = rows[0]
+            if not _same_migration_name(str(old.migration), str(new.migration)):
+                continue
+            after = [r.applied for r in self.s.rows if r.key in parents and r.applied]
+            if row.applied and after and row.applied < max(after):
+                continue  # it ran before the new file's dependencies did: not the same one
+            label = f"{app}.{new.migration}"
+            absorbed = [
+                f
+                for f in self.findings
+                if f.kind == "inconsistent-history" and f.evidence.get("not_recorded") == label
+            ]
+            qn, v = self.s.connection.ops.quote_name, self.vendor
+            self.findings = [f for f in self.findings if f not in (old, new, *absorbed)]
+            self.add(
+                "renamed-migration",
+                app,
+                new.migration,
+                f"django_migrations records {app}.{old.migration}, which has no file, and "
+                f"{label}, which is not recorded, is already in the database "
+                f"({', '.join(new.evidence.get('present', [])[:4])}): the migration was "
+                f"renamed. `migrate` fails with: {new.message.split('fails with: ')[-1]}"
+                + (
+                    f" Its recorded dependents ({', '.join(f.target for f in absorbed)}) "
+                    "make Django raise InconsistentMigrationHistory."
+                    if absorbed
+                    else ""
+                ),
+                {
+                    "row_id": row.id,
+                    "old_name": old.migration,
+                    "new_name": new.migration,
+                    "row_applied": row.applied.isoformat() if row.applied else None,
+                    "present": new.evidence.get("present", []),
+                    "dependents": [f.target for f in absorbed],
+                },
+                Fix(
+                    "Give the row its new name; it keeps its id and applied time.",
+                    (
+                        f"UPDATE {qn(recorder_table())} SET {qn('name')} = "
+                        f"{sql_literal(str(new.migration), v)} WHERE {qn('id')} = {row.id};",
+                    ),
+                ),
+            )
 
     def provenance(self) -> None:
         """Say where the ledger shows a row was written by an earlier repair."""
@@ -297,6 +491,12 @@ class Classifier:
         module = sys.modules.get(type(migration).__module__)
         return getattr(module, "__file__", None)
 
+    def _foreign(self, key: Key) -> dict[str, str] | None:
+        """Whose migration file this is, when it is not the project's own (foreign_source)."""
+        migration = self.loader.disk_migrations.get(key)
+        module = type(migration).__module__ if migration is not None else ""
+        return foreign_source(key[0], self._file(key), module)
+
     # -- rows vs graph -----------------------------------------------------------------
 
     def history(self) -> None:
@@ -348,8 +548,8 @@ class Classifier:
                 f"then re-record {child[0]}.{child[1]} (never truncate django_migrations).",
                 (
                     delete_row_sql(self.s.connection, *child),
-                    f"{MANAGE} migrate {parent[0]} {parent[1]}",
-                    f"{MANAGE} migrate {child[0]} {child[1]} --fake",
+                    f"{MANAGE} migrate {quote(parent[0])} {quote(parent[1])}",
+                    f"{MANAGE} migrate {quote(child[0])} {quote(child[1])} --fake",
                 ),
             )
         self.add(
@@ -378,11 +578,15 @@ class Classifier:
 
     def _applied(self, key: Key, effect: MigrationEffect) -> None:
         missing = [
-            o for o in effect.creates if o in self.expected_live and not live_has(self.schema, o)
+            o
+            for o in effect.creates
+            if o in self.schema_live
+            and not live_has(self.schema, o)
+            and not self._named_otherwise(o)
         ]
         if not missing:
             return
-        present = [o for o in effect.creates if o in self.expected_live and o not in missing]
+        present = [o for o in effect.creates if o in self.schema_live and o not in missing]
         shown = collapse(missing)
         app, name = key
         if not present:
@@ -390,14 +594,14 @@ class Classifier:
                 f"Nothing of {app}.{name} is in the database: un-record it and apply it again.",
                 (
                     delete_row_sql(self.s.connection, app, name),
-                    f"{MANAGE} migrate {app} {name}",
+                    f"{MANAGE} migrate {quote(app)} {quote(name)}",
                 ),
             )
         else:
             fix = Fix(
                 f"Re-create only the missing part ({', '.join(_names(shown))}): run the "
                 f"statements for it from `sqlmigrate {app} {name}`, nothing else.",
-                (f"{MANAGE} sqlmigrate {app} {name}",),
+                (f"{MANAGE} sqlmigrate {quote(app)} {quote(name)}",),
             )
         self.add(
             "missing-schema",
@@ -410,10 +614,62 @@ class Classifier:
             fix,
         )
 
+    def _named_otherwise(self, obj: Obj) -> bool:
+        """A field index or unique constraint that is there under another name.
+
+        Packages rewrite applied migrations: django-taggit turned 0002's AlterIndexTogether
+        into a named AddIndex (and added a RenameIndex(old_fields=...) later) and 0003's
+        AlterUniqueTogether into a named UniqueConstraint, so a database migrated by an older
+        release holds the same index under Django's generated name. Django finds such
+        indexes by their columns (RenameIndex with old_fields, AlterUniqueTogether) and no
+        query fails: an index on the same columns with the same uniqueness is the object.
+        Expressions, conditions and other constraints are never matched this way.
+        """
+        if obj[0] != "constraint":
+            return False
+        mkey = self.expected.tables.get(obj[1])
+        table = self.schema.table(obj[1])
+        if mkey is None or table is None or mkey not in self.expected.state.models:
+            return False
+        ms = self.expected.state.models[mkey]
+        wanted = self.schema.key(obj[2])
+        found = [
+            c
+            for c in [*ms.options.get("indexes", []), *ms.options.get("constraints", [])]
+            if self.schema.key(c.name or "") == wanted
+        ]
+        # RenameIndex(old_fields=...) adds its index to the state again: the same one twice.
+        if not found or any(other != found[0] for other in found[1:]):
+            return False
+        c = found[0]
+        if getattr(c, "expressions", ()) or getattr(c, "condition", None) is not None:
+            return False
+        if isinstance(c, models.UniqueConstraint):
+            unique = True
+        elif type(c) is models.Index:
+            unique = False
+        else:
+            return False
+        names = [f.lstrip("-") for f in c.fields]
+        if not names or any(n not in ms.fields for n in names):
+            return False
+        columns = [(column_of(n, ms.fields[n]) or "").lower() for n in names]
+        for index in table.indexes.values():
+            live = [col.lower() for col in index.columns]
+            if unique and index.unique and sorted(live) == sorted(columns):
+                return True
+            if not unique and live == columns:
+                return True
+        return False
+
     def _unapplied(self, key: Key, effect: MigrationEffect) -> None:
         app, name = key
         done, todo, explained = self.progress(effect)
-        evidence: dict[str, object] = {"present": _names(done), "missing": _names(todo)}
+        created = [o for o in done if o in effect.creates]
+        gone = [o for o in done if o not in effect.creates]  # what it removes, already absent
+        evidence: dict[str, object] = {"present": _names(created), "missing": _names(todo)}
+        if gone:
+            evidence["already_removed"] = _names(gone)
         if explained:
             evidence["created_by_applied_migrations"] = _names(explained)
         if effect.opaque:
@@ -431,14 +687,20 @@ class Classifier:
                     else ""
                 ),
                 evidence,
-                Fix("Apply it.", (f"{MANAGE} migrate {app} {name}",)),
+                Fix("Apply it.", (f"{MANAGE} migrate {quote(app)} {quote(name)}",)),
             )
             return
-        created = [o for o in done if o in effect.creates]
-        first = created[0] if created else done[0]
+        # The first statement migrate runs of what is done already is the one that fails.
+        done_set = set(done)
+        first_op = next(op for op in effect.operations if done_set & {*op.creates, *op.removes})
+        made = [o for o in first_op.creates if o in done_set]
+        error = (
+            exists_error(self.vendor, made[0])
+            if made
+            else missing_error(self.vendor, next(o for o in first_op.removes if o in done_set))
+        )
         # Operations run in order: an opaque one after the last present change may or may
         # not have run (MySQL keeps the DDL before a failing RunSQL/RunPython).
-        done_set = set(done)
         last_done = max(
             (op.index for op in effect.operations if done_set & {*op.creates, *op.removes}),
             default=-1,
@@ -456,18 +718,25 @@ class Classifier:
                 if effect.opaque
                 else ""
             )
+            shown = _names(collapse(created)) + [f"{n} removed" for n in _names(gone)]
+            columns = [o for o in created if o[0] == "column" and o[1] not in tables_of(created)]
+            rebuild = (
+                " On SQLite `migrate` may instead rebuild the table without error and replace "
+                f"the values stored in {', '.join(_names(columns))} with the field's default."
+                if self.vendor == "sqlite" and columns
+                else ""
+            )
             self.add(
                 "table-exists",
                 app,
                 name,
-                f"{app}.{name} is not recorded, but everything it creates is already in the "
-                f"database ({', '.join(_names(collapse(done))[:4])}"
-                f"{'…' if len(collapse(done)) > 4 else ''}). `migrate` fails with: "
-                f"{exists_error(self.vendor, first)}.",
+                f"{app}.{name} is not recorded, but everything it does is already done in the "
+                f"database ({', '.join(shown[:4])}{'…' if len(shown) > 4 else ''}). `migrate` "
+                f"fails with: {error}.{rebuild}",
                 evidence,
                 Fix(
                     f"Record it without running it.{note}",
-                    (f"{MANAGE} migrate {app} {name} {flag}",),
+                    (f"{MANAGE} migrate {quote(app)} {quote(name)} {flag}",),
                 ),
             )
             return
@@ -488,15 +757,15 @@ class Classifier:
             f"({', '.join(_names(done))}) and part is not ({missing_part}). "
             f"Databases without transactional DDL (MySQL, MariaDB) keep the first operations "
             f"of a migration that failed halfway. `migrate` fails with: "
-            f"{exists_error(self.vendor, first)}.{sqlite_note}",
+            f"{error}.{sqlite_note}",
             evidence,
             Fix(
                 "Complete the missing operations (their statements from `sqlmigrate`), then "
                 "record the migration; or roll the present part back if it holds no data, then "
                 "migrate.",
                 (
-                    f"{MANAGE} sqlmigrate {app} {name}",
-                    f"{MANAGE} migrate {app} {name} --fake",
+                    f"{MANAGE} sqlmigrate {quote(app)} {quote(name)}",
+                    f"{MANAGE} migrate {quote(app)} {quote(name)} --fake",
                 ),
             ),
         )
@@ -505,16 +774,29 @@ class Classifier:
 
     def leaves(self) -> None:
         for app, names in sorted(self.loader.detect_conflicts().items()):
-            self.add(
-                "multiple-leaves",
-                app,
-                None,
+            message = (
                 f"App {app!r} has {len(names)} leaf migrations ({', '.join(names)}). Django says: "
                 f"Conflicting migrations detected; multiple leaf nodes in the migration graph: "
-                f"({', '.join(names)} in {app}).",
-                {"leaves": names},
-                Fix("Write a merge migration.", (f"{MANAGE} makemigrations --merge {app}",)),
+                f"({', '.join(names)} in {app})."
             )
+            evidence: dict[str, object] = {"leaves": names}
+            fix = Fix(
+                "Write a merge migration.", (f"{MANAGE} makemigrations --merge {quote(app)}",)
+            )
+            foreign = next(filter(None, (self._foreign((app, n)) for n in names)), None)
+            if foreign:
+                # A merge migration written into an installed package is lost on the next
+                # install and differs from what its maintainers ship.
+                evidence.update(foreign)
+                message += f" The migrations belong to {owner_words(foreign)}."
+                fix = Fix(
+                    f"Do not write a merge migration into {foreign['location']}: reinstall the "
+                    "package cleanly (files left behind by an earlier release are the usual "
+                    "cause) or report it to its maintainers; to resolve it in the project, copy "
+                    "the app's migrations into a package of your own and point "
+                    "MIGRATION_MODULES at it."
+                )
+            self.add("multiple-leaves", app, None, message, evidence, fix)
 
     def squashes(self) -> None:
         for key in sorted(self.loader.replacements):
@@ -549,13 +831,32 @@ class Classifier:
                         "them again; or apply the remaining part of the squash by hand and "
                         "record it.",
                         (
-                            f"git log --diff-filter=D --name-only -- '*/{app}/migrations/*'",
-                            f"{MANAGE} migrate {app}",
+                            "git log --diff-filter=D --name-only -- "
+                            + quote(f"*/{app}/migrations/*"),
+                            f"{MANAGE} migrate {quote(app)}",
                         ),
                     ),
                 )
             elif targets and len(recorded) == len(targets):
                 on_disk = [t for t in targets if t in self.loader.disk_migrations]
+                evidence: dict[str, object] = {
+                    "replaced": [f"{a}.{n}" for a, n in targets],
+                    "replaced_files_on_disk": [f"{a}.{n}" for a, n in on_disk],
+                }
+                foreign = self._foreign(key)
+                if foreign:
+                    evidence.update(foreign)
+                    self.add(
+                        "squash-ready",
+                        app,
+                        name,
+                        f"Every migration {app}.{name} replaces is applied on this database. "
+                        f"The migrations belong to {owner_words(foreign)}: turning the squash "
+                        "into a normal migration is for its maintainers, in a later release.",
+                        evidence,
+                        Fix("Nothing to do: these files are not the project's to change."),
+                    )
+                    continue
                 self.add(
                     "squash-ready",
                     app,
@@ -563,14 +864,11 @@ class Classifier:
                     f"Every migration {app}.{name} replaces is applied on this database. Once "
                     f"every other environment is there too, the squash can become a normal "
                     f"migration.",
-                    {
-                        "replaced": [f"{a}.{n}" for a, n in targets],
-                        "replaced_files_on_disk": [f"{a}.{n}" for a, n in on_disk],
-                    },
+                    evidence,
                     Fix(
                         f"Delete the replaced files, point their dependents at {name}, and "
                         f"remove `replaces` from {name}.",
-                        tuple(f"rm {self._file(t)}" for t in on_disk if self._file(t)),
+                        tuple(f"rm {quote(p)}" for t in on_disk if (p := self._file(t))),
                     ),
                 )
 
@@ -608,13 +906,15 @@ class Classifier:
             installed = app in self.loader.migrated_apps
             for key in sorted(set(keys)):
                 ids = sorted(r.id for r in self.s.rows if r.key == key)
-                if self.vendor == "mysql" and folded(key) in real:
+                # A NULL app or name: no `=` comparison matches the row; by id it is exact.
+                null = any(r.has_null for r in self.s.rows if r.key == key)
+                if null or (self.vendor == "mysql" and folded(key) in real):
                     cmds: tuple[str, ...] = (
                         f"DELETE FROM {qn(recorder_table())} WHERE {qn('id')} IN "
                         f"({', '.join(map(str, ids))});",
                     )
                 elif installed:
-                    cmds = (f"{MANAGE} migrate {app} --prune",)
+                    cmds = (f"{MANAGE} migrate {quote(app)} --prune",)
                 else:
                     cmds = (delete_row_sql(self.s.connection, *key),)
                 self.add(
@@ -695,10 +995,17 @@ class Classifier:
             known.add(key(model._meta.db_table))
         known.add(key(recorder_table()))
         known.add(key(LEDGER_TABLE))
+        # Applied migrations account for what they left behind, and a table that an
+        # unapplied migration drops or renames (a DeleteModel that came with a package
+        # upgrade) is that migration's: its `unapplied` finding tells.
+        known |= {key(o[1]) for o in self.expected_live if o[0] == "table"}
+        for k in self.expected.plan:
+            if k not in self.applied:
+                known |= {key(o[1]) for o in self.effects[k].removes if o[0] == "table"}
         extra = []
         for name, live in sorted(self.schema.tables.items()):
-            if key(name) in known:
-                continue
+            if key(name) in known or live.kind == "shadow":
+                continue  # a shadow table is a virtual table's storage (SQLite FTS5, R*Tree)
             extra.append({"table": name, "kind": live.kind, "columns": len(live.columns)})
         if extra:
             self.add(
@@ -714,5 +1021,5 @@ class Classifier:
             )
 
 
-def classify(snapshot: Snapshot) -> list[Finding]:
-    return Classifier(snapshot).run()
+def classify(snapshot: Snapshot, positions: dict[str, AppPosition] | None = None) -> list[Finding]:
+    return Classifier(snapshot, positions).run()

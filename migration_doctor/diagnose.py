@@ -15,8 +15,10 @@ from .classify import classify
 from .conf import DoctorSettings, doctor_settings
 from .drift import schema_drift
 from .findings import Finding, Severity
+from .leftovers import untracked_columns
 from .modelcheck import model_changes
-from .snapshot import DoctorError, Snapshot, take_snapshot
+from .position import AppPosition, schema_positions
+from .snapshot import DoctorError, Snapshot, missing_file_findings, take_snapshot
 from .traps import TrapWatch
 
 SEVERITY_ORDER = {"error": Severity.ERROR, "warning": Severity.WARNING, "info": Severity.INFO}
@@ -35,6 +37,8 @@ class Report:
     # What `migrate` would apply, in order ("app.name").
     pending: list[str] = field(default_factory=list)
     deploy: bool = False
+    # Apps whose live schema stands elsewhere than their rows say (position.py).
+    positions: list[AppPosition] = field(default_factory=list)
 
     def of_severity(self, severity: Severity) -> list[Finding]:
         return [f for f in self.findings if f.severity == severity]
@@ -88,6 +92,7 @@ class Report:
                 "infos": len(self.infos),
             },
             "findings": [f.as_dict() for f in self.findings],
+            "positions": [p.as_dict() for p in self.positions],
             **extra,
         }
 
@@ -161,7 +166,9 @@ def diagnose(
         if import_watch is not None:
             import_watch.close()
         raise
-    findings = classify(snapshot)
+    positions = schema_positions(snapshot)
+    findings = classify(snapshot, positions)
+    findings += untracked_columns(snapshot)
     changed = model_changes(snapshot) if models else []
     findings += changed
     findings += schema_drift(snapshot, skip_apps={f.app for f in changed if f.app})
@@ -170,6 +177,7 @@ def diagnose(
     findings = _apply_settings(findings, conf)
     if labels:
         findings = [f for f in findings if f.app in labels]
+    findings += missing_file_findings(snapshot)  # whatever the app labels
     baseline = baseline or conf.baseline
     if baseline is not None:
         mark_known(findings, read_baseline(baseline))
@@ -188,4 +196,9 @@ def diagnose(
         snapshot=snapshot,
         pending=pending,
         deploy=deploy,
+        positions=[
+            p
+            for app, p in sorted(positions.items())
+            if not p.agrees and (not labels or app in labels)
+        ],
     )

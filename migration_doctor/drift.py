@@ -14,6 +14,7 @@ from typing import Any
 
 from django.apps import apps
 from django.db import models
+from django.utils import translation
 
 from .expected import Obj, describe
 from .findings import Finding, Fix
@@ -57,6 +58,17 @@ _MYSQL_KNOWN = {
     "int", "bigint", "smallint", "tinyint(1)", "varchar", "char", "longtext", "text",
     "decimal", "double", "real", "date", "datetime", "time", "longblob", "uuid", "json",
 }  # fmt: skip
+# SQLite gives every declared type containing "INT" the INTEGER affinity: integer, bigint,
+# smallint and their unsigned spellings store the same integers (up to 8 bytes), and nothing
+# depends on which one the column was declared with. Django itself leaves a foreign key `integer`
+# when its target's primary key becomes a BigAutoField (both are `integer` there, so the
+# referring tables are not rebuilt), while the model now says `bigint`. Other types keep
+# their spelling: a varchar length is not enforced either, but Django rebuilds the table on
+# every max_length change, so a different length means a change made outside migrations.
+_SQLITE_INTEGER = re.compile(
+    r"^(?:(?:tiny|small|medium|big)?int(?:eger)?|int[248]|unsigned big int)(?:\(\d+\))?"
+    r"(?: unsigned)?$"
+)
 _SQLITE_KNOWN = {
     "integer", "bigint", "smallint", "varchar", "char", "text", "bool", "decimal", "real",
     "date", "datetime", "time", "blob", "integer unsigned", "bigint unsigned",
@@ -89,6 +101,8 @@ def canonical_type(vendor: str, spelled: str) -> str | None:
         return out + (" unsigned" if unsigned else "")
     if vendor == "sqlite":
         t = t.replace(" autoincrement", "")
+        if _SQLITE_INTEGER.match(t):
+            return "integer"
         base = t.partition("(")[0].strip()
         if base not in _SQLITE_KNOWN and t not in _SQLITE_KNOWN:
             return None
@@ -106,11 +120,15 @@ def _settled_apps(snapshot: Snapshot) -> set[str]:
 
 
 def schema_drift(snapshot: Snapshot, skip_apps: set[str] = frozenset()) -> list[Finding]:  # type: ignore[assignment]
-    """`skip_apps`: apps whose models are ahead of their migrations (model-changes)."""
+    """`skip_apps`: apps whose models are ahead of their migrations (model-changes).
+
+    Models are read with translations off, as `makemigrations` and `migrate` read them.
+    """
     findings: list[Finding] = []
-    findings += _invalid_indexes(snapshot)
-    findings += _leftovers(snapshot)
-    findings += _columns(snapshot, skip_apps)
+    with translation.override(None):
+        findings += _invalid_indexes(snapshot)
+        findings += _leftovers(snapshot)
+        findings += _columns(snapshot, skip_apps)
     return findings
 
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.apps.registry import Apps
 from django.conf import settings
 from django.db import connection as default_connection
 from django.db import router
@@ -26,12 +27,15 @@ from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ModelState, ProjectState
 from django.db.migrations.utils import resolve_relation
+from django.db.models import CheckConstraint, Index, Model, UniqueConstraint
 
 Key = tuple[str, str]
 ModelKey = tuple[str, str]
 # ("table", table) | ("column", table, column) | ("constraint", table, name)
 Obj = tuple[str, ...]
 
+# The create_sql of Django's own index and constraint classes: the feature rules describe them.
+_DJANGO_CREATE_SQL = (Index.create_sql, UniqueConstraint.create_sql, CheckConstraint.create_sql)
 # Operations whose database_forwards does nothing: the state moves, the schema does not.
 _STATE_ONLY = (ops.AlterModelOptions, ops.AlterModelManagers)
 _OPAQUE = (ops.RunSQL, ops.RunPython)
@@ -115,6 +119,8 @@ class Footprints:
         # id(field) -> (field, name, column). Fields in a migration state are replaced, not
         # edited, when an operation changes them; holding the field keeps its id unique.
         self._columns: dict[int, tuple[Any, str, str | None]] = {}
+        self._creates: dict[tuple[type, str, str], bool] = {}
+        self._editor: Any = None  # collect_sql=True: never entered, never executes
 
     def migratable(self, app: str, name: str, ms: ModelState) -> bool:
         opts = ms.options
@@ -162,12 +168,39 @@ class Footprints:
         if ms.options.get("order_with_respect_to"):
             objs.add(("column", table, "_order"))
         for index in ms.options.get("indexes", ()):
-            if self._index_created(index):
+            if self._index_created(index) and self._backend_creates(key, ms, table, index):
                 objs.add(("constraint", table, index.name))
         for constraint in ms.options.get("constraints", ()):
-            if self._constraint_created(constraint):
+            if self._constraint_created(constraint) and self._backend_creates(
+                key, ms, table, constraint
+            ):
                 objs.add(("constraint", table, constraint.name))
         return objs
+
+    def _backend_creates(self, key: ModelKey, ms: ModelState, table: str, obj: Any) -> bool:
+        """Whether an index or constraint class with its own `create_sql` makes anything here.
+
+        Django's Index, UniqueConstraint and CheckConstraint follow the feature rules of
+        _index_created/_constraint_created. A subclass that writes its own SQL (a BRIN index
+        that emits nothing on SQLite, say) is asked: None or an empty statement creates
+        nothing, so nothing is expected. The model is rendered on its own for the question,
+        and only for such classes; the answer is kept per class, table and name.
+        """
+        kind = type(obj)
+        if kind.create_sql in _DJANGO_CREATE_SQL:
+            return True
+        cache_key = (kind, table, obj.name)
+        answer = self._creates.get(cache_key)
+        if answer is None:
+            try:
+                if self._editor is None:
+                    self._editor = self.connection.schema_editor(collect_sql=True)
+                statement = obj.create_sql(_render_alone(key[0], ms, table), self._editor)
+                answer = statement is not None and bool(str(statement).strip())
+            except Exception:
+                answer = True  # the question failed, which is no sign that nothing is made
+            self._creates[cache_key] = answer
+        return answer
 
     def _m2m(self, table: str, key: ModelKey, name: str, fld: Any) -> Iterator[Obj]:
         if fld.remote_field.through:  # explicit through: its own CreateModel makes it
@@ -194,8 +227,6 @@ class Footprints:
         return not (index.condition is not None and not self.features.supports_partial_indexes)
 
     def _constraint_created(self, constraint: Any) -> bool:
-        from django.db.models import CheckConstraint, UniqueConstraint
-
         if isinstance(constraint, UniqueConstraint):
             f = self.features
             return (
@@ -211,6 +242,20 @@ class Footprints:
         if isinstance(constraint, CheckConstraint):
             return bool(self.features.supports_table_check_constraints)
         return False  # exclusion and third-party constraints: not checked
+
+
+def _render_alone(app: str, ms: ModelState, table: str) -> Any:
+    """The model class of `ms` in a registry of its own, enough for a `create_sql` call.
+
+    Relations to other models stay unresolved and bases become Model (the state's fields
+    already hold inherited ones): building the whole project's registry for one question
+    would cost more than the rest of the walk.
+    """
+    options = {"db_table": table}
+    if ms.options.get("db_tablespace"):
+        options["db_tablespace"] = ms.options["db_tablespace"]
+    alone = ModelState(app, ms.name, list(ms.fields.items()), options, bases=(Model,))
+    return alone.render(Apps())
 
 
 def describe_operation(op: Operation) -> str:
@@ -473,11 +518,21 @@ def _apply(op: Operation, app: str, walk: PlanWalk) -> tuple[set[Obj], set[Obj],
         walk.forwards(op, app, keys)
         after = walk.footprint(keys)
         opaque = False
-    if isinstance(op, _STATE_ONLY):
+    if isinstance(op, _STATE_ONLY) or _noop(op):
         return set(), set(), False
     if isinstance(op, _OPAQUE):
         opaque = True
     return after - before, before - after, opaque
+
+
+def _noop(op: Operation) -> bool:
+    """RunPython.noop and RunSQL.noop (often with state_operations) touch no database: there
+    is nothing to verify, and nothing that faking would skip."""
+    if isinstance(op, ops.RunPython):
+        return op.code is ops.RunPython.noop
+    if isinstance(op, ops.RunSQL):
+        return op.sql in (ops.RunSQL.noop, [], ())
+    return False
 
 
 def _compose(

@@ -54,6 +54,12 @@ _KINDS = [
         "Migration module does not load",
     ),
     Kind("circular-dependency", "migration_doctor.E009", Severity.ERROR, "Circular dependency"),
+    Kind(
+        "renamed-migration",
+        "migration_doctor.E012",
+        Severity.ERROR,
+        "Migration file renamed after it was applied",
+    ),
     Kind("stale-record", "migration_doctor.W001", Severity.WARNING, "Row for a missing file"),
     Kind(
         "duplicate-record",
@@ -63,6 +69,13 @@ _KINDS = [
     ),
     Kind("model-changes", "migration_doctor.W002", Severity.WARNING, "Models ahead of migrations"),
     Kind("schema-drift", "migration_doctor.W003", Severity.WARNING, "Schema differs from models"),
+    Kind(
+        "untracked-column",
+        "migration_doctor.W005",
+        Severity.WARNING,
+        "Column no migration accounts for",
+        ((Severity.INFO, "migration_doctor.I006"),),
+    ),
     Kind("squash-ready", "migration_doctor.I001", Severity.INFO, "Squash can be finalised"),
     Kind("unapplied", "migration_doctor.I002", Severity.INFO, "Not applied yet"),
     Kind("untracked-table", "migration_doctor.I003", Severity.INFO, "Table no model accounts for"),
@@ -71,6 +84,12 @@ _KINDS = [
         "migration_doctor.I004",
         Severity.INFO,
         "App's migrations are disabled",
+    ),
+    Kind(
+        "database-missing",
+        "migration_doctor.I005",
+        Severity.INFO,
+        "SQLite file does not exist yet",
     ),
     Kind(
         "import-time-query",

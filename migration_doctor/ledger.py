@@ -40,7 +40,7 @@ def ledger_model() -> Any:
             check_id = models.CharField(max_length=64)
             app = models.CharField(max_length=255, null=True)
             migration = models.CharField(max_length=255, null=True)
-            action = models.CharField(max_length=16)  # record, unrecord, schema, files
+            action = models.CharField(max_length=16)  # record, unrecord, rename, schema, files
             rows = models.TextField()  # JSON list of "app.name" recorded or un-recorded
             step = models.TextField()
             reason = models.TextField()

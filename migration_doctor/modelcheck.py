@@ -1,13 +1,20 @@
-"""Models vs migration state: what `makemigrations --check` would complain about."""
+"""Models vs migration state: what `makemigrations --check` would complain about.
+
+It must agree with the project's own `makemigrations`: the same autodetector (a project may
+set its own on an overriding command) and the same language (none: `@no_translations`).
+"""
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from django.apps import apps
+from django.core.management import get_commands
 from django.db.migrations.autodetector import MigrationAutodetector
 from django.db.migrations.questioner import MigrationQuestioner
 from django.db.migrations.state import ModelState, ProjectState
+from django.utils import translation
 
 from .findings import Finding, Fix
 from .snapshot import Snapshot
@@ -29,15 +36,45 @@ class RecordingQuestioner(MigrationQuestioner):
         return None
 
 
+def project_autodetector() -> Any:
+    """The autodetector class of the `makemigrations` command this project really runs.
+
+    Django 5.2 added `Command.autodetector`; a project overrides `makemigrations` in one of its
+    apps to set its own (one that ignores verbose names or help texts, say). Whatever cannot
+    be found or imported leaves Django's: that is what an older Django, or no override, runs.
+    """
+    app_name: Any = get_commands().get("makemigrations", "django.core")
+    if app_name == "django.core":
+        return MigrationAutodetector  # Django's own command (importing it costs time)
+    try:
+        if isinstance(app_name, str):
+            command = import_module(f"{app_name}.management.commands.makemigrations").Command
+        else:
+            command = app_name  # an already loaded command object
+        detector = getattr(command, "autodetector", MigrationAutodetector)
+    except Exception:
+        return MigrationAutodetector
+    return detector if callable(detector) else MigrationAutodetector
+
+
 def model_changes(snapshot: Snapshot) -> list[Finding]:
+    # Lazy verbose names compare in the active language; makemigrations has none.
+    with translation.override(None):
+        return _model_changes(snapshot)
+
+
+def _model_changes(snapshot: Snapshot) -> list[Finding]:
     gs = snapshot.graph
     if gs.load_errors or gs.missing_dependencies or gs.cycles:
         return []  # the state is incomplete: every model would look new
     current = ProjectState.from_apps(apps)
-    if unchanged(snapshot.expected.state, current):
-        return []  # what the autodetector would conclude, without its cost
+    detector = project_autodetector()
+    if detector is MigrationAutodetector and unchanged(snapshot.expected.state, current):
+        # What Django's autodetector would conclude, without its cost. A project's own
+        # autodetector may look at anything: it always decides for itself.
+        return []
     questioner = RecordingQuestioner()
-    autodetector = MigrationAutodetector(
+    autodetector = detector(
         snapshot.expected.state.clone(),
         current,
         questioner,

@@ -1,18 +1,21 @@
 """Break a fresh SQLite database in several real ways, then run the doctor on it.
 
-    python testproject/demo.py            # creates testproject/demo.sqlite3
+    python testproject/demo.py            # creates testproject/demo.sqlite3, which
+                                          # testproject/manage.py then reads by default
 
 Each break is one that users meet: rows deleted by hand, a migration half applied by
 MySQL, a table dropped outside Django, a row left by a deleted file, a stray table.
 """
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DB = HERE / "demo.sqlite3"
+DEFAULT_DB = HERE / "demo.sqlite3"  # what testproject/testproject/settings.py reads
+DB = Path(os.environ.get("MIGRATION_DOCTOR_SQLITE") or DEFAULT_DB).resolve()
 
 
 def main() -> int:
@@ -62,6 +65,16 @@ def main() -> int:
         [sys.executable, str(HERE / "manage.py"), "migration_doctor", *sys.argv[1:]]
     )
     print(f"\n(exit status {status}: 1 means error-level findings, as this database has.)")
+    manage = f"python {shlex.quote(os.path.relpath(HERE / 'manage.py'))} migration_doctor"
+    if DB != DEFAULT_DB:
+        manage = f"MIGRATION_DOCTOR_SQLITE={shlex.quote(str(DB))} {manage}"
+    print(
+        f"\nThe broken database is {shlex.quote(os.path.relpath(DB))}. Every command of the "
+        "README works on it, for example:\n"
+        f"  {manage} --fix --dry-run\n"
+        f"  {manage} --fix --noinput\n"
+        f"  python {shlex.quote(os.path.relpath(Path(__file__)))}   # break it again"
+    )
     return 0
 
 

@@ -33,6 +33,30 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"migration_doctor backend: {BACKEND} (MIGRATION_DOCTOR_DB)"
 
 
+_CHECKOUT = Path(__file__).resolve().parent.parent / "testproject"
+_LEFT_BEHIND = ("*.sqlite3", "*.sqlite3-journal", "*.migration_doctor.lock", "*_backups")
+_before = pytest.StashKey[set[Path]]()
+
+
+def _left_behind() -> set[Path]:
+    return {p for pattern in _LEFT_BEHIND for p in _CHECKOUT.glob(pattern)}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_before] = _left_behind()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The suite leaves nothing in the checkout that a later command would pick up (an
+    empty SQLite file the next `manage.py migration_doctor` silently diagnoses, backups)."""
+    new = sorted(_left_behind() - session.config.stash.get(_before, set()))
+    if new:
+        sys.stderr.write(
+            "\nThe tests left files in the checkout: " + ", ".join(map(str, new)) + "\n"
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def _server_config(name: str, backend: str = BACKEND) -> dict[str, Any]:
     from testproject.settings import database
 
@@ -119,6 +143,12 @@ def scratch_database(tmp_path: Path, prefix: str = "md", backend: str = BACKEND)
             _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', backend)
         else:
             _admin_execute(f"DROP DATABASE IF EXISTS `{name}`", backend)
+
+
+@pytest.fixture(autouse=True)
+def _nothing_in_the_checkout(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Default backups go under BASE_DIR: never the repository's testproject/."""
+    settings.BASE_DIR = tmp_path_factory.mktemp("base_dir")
 
 
 @pytest.fixture

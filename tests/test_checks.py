@@ -92,7 +92,9 @@ def test_not_run_without_databases(fresh_db: str) -> None:
 def test_unreachable_database_is_e000(fresh_db: str, tmp_path: Any) -> None:
     from .conftest import add_alias, remove_alias
 
-    gone = str(tmp_path / "no" / "such" / "dir" / "db.sqlite3")  # SQLite cannot open it
+    # A directory: SQLite cannot open it. (A file that does not exist yet is a fresh
+    # database, tests/test_missing_sqlite.py, and no error.)
+    gone = str(tmp_path)
     add_alias("doctor_gone", {"ENGINE": "django.db.backends.sqlite3", "NAME": gone})
     try:
         [message] = doctor_checks.check_migration_state(databases=["doctor_gone"])

@@ -37,7 +37,21 @@ def test_json_contract(fresh_db):
     status, out = run(fresh_db, "--format", "json")
     assert status == 1
     data = json.loads(out)  # exactly one JSON document on stdout
-    assert set(data) == {"version", "database", "vendor", "django", "summary", "findings"}
+    assert set(data) == {
+        "version", "database", "vendor", "django", "summary", "findings", "positions",
+    }  # fmt: skip
+    # Where each app's schema stands when that is not where its rows say.
+    assert data["positions"] == [
+        {
+            "app": "orders",
+            "rows": "0001_initial",
+            "schema": ["0003_order_default_notes"],
+            "ambiguous": False,
+            "mismatches": 0,
+            "through": ["0002_order_note", "0003_order_default_notes"],
+            "shown": ["0002_order_note"],
+        }
+    ]
     assert data["version"] == 1 and data["database"] == fresh_db
     assert data["summary"] == {"errors": 1, "warnings": 1, "infos": 1}
     first = data["findings"][0]
@@ -94,9 +108,11 @@ def test_unknown_alias_and_app_are_command_errors(fresh_db):
     assert exc.value.returncode == 2
 
 
-def test_unreachable_server_is_one_line(django_db_blocker):
+def test_unreachable_server_is_one_line(django_db_blocker, tmp_path):
     if BACKEND == "sqlite":
-        cfg = {"ENGINE": "django.db.backends.sqlite3", "NAME": "/nonexistent/dir/db.sqlite3"}
+        # A file that does not exist is a fresh database (tests/test_missing_sqlite.py); one
+        # that cannot be opened, a directory, is SQLite's "unreachable".
+        cfg = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(tmp_path)}
     else:
         from testproject.settings import database
 
@@ -105,11 +121,7 @@ def test_unreachable_server_is_one_line(django_db_blocker):
     with django_db_blocker.unblock():
         add_alias("unreachable", cfg)
         try:
-            expected = (
-                "SQLite database file /nonexistent/dir/db.sqlite3 does not exist"
-                if BACKEND == "sqlite"
-                else "Cannot connect to database 'unreachable'"
-            )
+            expected = "Cannot connect to database 'unreachable'"
             with pytest.raises(CommandError, match=expected) as e:
                 call_command("migration_doctor", database="unreachable")
         finally:
@@ -238,10 +250,26 @@ def test_all_databases_reports_each_migrated_alias(fresh_db, settings):
     routers = router.routers
     router.routers = [OnlyOn(fresh_db)]
     try:
-        data = json.loads(run(fresh_db, "--all-databases", "--format", "json")[1])
-        assert [d["database"] for d in data] == [fresh_db]  # "default" takes no migrations
-        assert data[0]["summary"]["errors"] == 1
-        assert run(fresh_db, "--all-databases")[0] == 1
+        out = io.StringIO()
+        with pytest.raises(SystemExit) as exited:
+            call_command("migration_doctor", "--all-databases", "--format", "json", stdout=out)
+        assert exited.value.code == 1
+        data = json.loads(out.getvalue())  # one object, as every mode prints
+        assert set(data) == {"version", "targets", "summary"}
+        targets = data["targets"]
+        assert [d["database"] for d in targets] == [fresh_db]  # "default" takes no migrations
+        assert targets[0]["summary"]["errors"] == 1
+        assert data["summary"] == {
+            "targets": 1,
+            "failed": [fresh_db],
+            "unreachable": [],
+            "errors": 1,
+            "warnings": 0,
+            "infos": 0,
+        }
+        with pytest.raises(SystemExit) as exited:
+            call_command("migration_doctor", "--all-databases", stdout=io.StringIO())
+        assert exited.value.code == 1
     finally:
         router.routers = routers
 

@@ -679,3 +679,15 @@ def test_diagnose_only_reads(fresh_db: str, migration_package: Package, state: s
         assert recorded(fresh_db) == rows_before
     else:
         assert "django_migrations" not in tables_before
+
+
+def test_a_missing_migrations_module_does_not_point_at_the_doctor(
+    fresh_db: str, settings: Any
+) -> None:
+    settings.MIGRATION_MODULES = {"catalog": "no_such_package.migrations"}
+    report = diagnose(fresh_db)
+    [error] = report.find("migration-load-error", "catalog")
+    import migration_doctor
+
+    where = str(error.evidence["file"] or "")
+    assert not where.startswith(str(Path(migration_doctor.__file__).parent)), error.evidence

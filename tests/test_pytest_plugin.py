@@ -119,7 +119,7 @@ def test_option_fails_the_session_before_any_test(pytester: pytest.Pytester, inn
             "*= migration_doctor =*",
             "migration_doctor: the test database 'default' (sqlite) has 1 error-level finding:",
             "  migration_doctor.E001 table-exists: catalog.0003_product_sku_stock",
-            "    catalog.0003_product_sku_stock is not recorded, but everything it creates is*",
+            "    catalog.0003_product_sku_stock is not recorded, but everything it does is*",
             "*",
             "*",
             "    fix: Record it without running it.",

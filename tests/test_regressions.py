@@ -204,7 +204,10 @@ def test_delete_model_already_run_is_still_table_exists(fresh_db: str, with_dele
     h.unrecord(fresh_db, "catalog", "0005_delete_note")
     report = diagnose(fresh_db, models=False)
     [finding] = report.find("table-exists", "catalog", "0005_delete_note")
-    assert finding.evidence["present"] == ["table catalog_note"]
+    # What it removes is already absent: evidence apart from what it creates.
+    assert finding.evidence["present"] == []
+    assert finding.evidence["already_removed"] == ["table catalog_note"]
+    assert "table catalog_note removed" in finding.message
     assert finding.fix.commands == ("python manage.py migrate catalog 0005_delete_note --fake",)
 
     # Both rows lost: the creator's other table is there, so the absence still counts.

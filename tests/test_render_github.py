@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.core.management import call_command
 
 from migration_doctor.diagnose import diagnose
 from migration_doctor.render.github import (
+    COMMAND,
+    annotation,
     display_path,
     escape_data,
     escape_property,
+    location,
     migration_class_line,
     render_github,
     workflow_command,
 )
+from migration_doctor.render.text import summary_line
 
 from . import helpers as h
 
@@ -179,3 +187,82 @@ def test_healthy_database_is_only_the_summary(fresh_db: str) -> None:
         f"migration_doctor: database '{fresh_db}' ({diagnose(fresh_db).vendor}): 0 errors, "
         "0 warnings, 0 infos\n"
     )
+
+
+# -- findings without a file ----------------------------------------------------------------
+
+
+def break_like_the_demo(alias: str) -> None:
+    """testproject/demo.py's breaks, on any backend."""
+    h.migrate(alias)
+    h.unrecord(alias, "orders", "0002_order_note")
+    h.unrecord(alias, "orders", "0003_order_default_notes")
+    h.unrecord(alias, "catalog", "0003_product_sku_stock")
+    h.remove_field(alias, "catalog.Product", "stock")
+    h.drop_table(alias, "catalog_product_tags")
+    h.unrecord(alias, "admin", "0002_logentry_remove_auto_add")
+    h.record(alias, "catalog", "0004_product_barcode")
+    h.record(alias, "newsletter", "0001_initial")
+    h.sql(alias, f"CREATE TABLE {h.qn(alias, 'legacy_audit_log')} (id integer PRIMARY KEY)")
+
+
+def github(alias: str) -> tuple[int, str]:
+    out = io.StringIO()
+    try:
+        call_command(
+            "migration_doctor", "--format", "github", database=alias, stdout=out,
+            import_watch=False,
+        )  # fmt: skip
+    except SystemExit as exc:
+        return int(exc.code or 0), out.getvalue()
+    return 0, out.getvalue()
+
+
+def test_the_demo_state_is_annotated_rows_of_uninstalled_apps_without_a_file(
+    fresh_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`demo.py --format github` ended in LookupError (no installed app 'newsletter'), exit 1
+    and nothing on stdout: a CI gate that fails with no annotation."""
+    break_like_the_demo(fresh_db)
+    monkeypatch.chdir(REPO)
+    status, out = github(fresh_db)
+    assert status == 1
+    report = diagnose(fresh_db)
+    lines = out.splitlines()
+    assert lines == [annotation(report, f) for f in report.findings] + [summary_line(report)]
+    [newsletter] = report.find("stale-record", "newsletter", "0001_initial")
+    [delete] = newsletter.fix.commands
+    assert (
+        "::warning title=migration_doctor.W001 stale-record"
+        f"::{plain(newsletter.message)} Fix: {plain(delete)}"
+    ) in lines
+    [barcode] = report.find("stale-record", "catalog", "0004_product_barcode")
+    assert location(report, barcode) == (None, None)  # its file is gone
+    assert lines[-1].startswith(f"migration_doctor: database '{fresh_db}' ")
+    # A report without its snapshot (built elsewhere) takes the other lookup: no crash either.
+    bare = dataclasses.replace(report, snapshot=None)
+    assert location(bare, newsletter) == (None, None)
+    assert render_github(bare).splitlines()[-1] == lines[-1]
+
+
+@pytest.mark.parametrize("modules", ["disabled", "missing module"])
+def test_apps_whose_migrations_cannot_be_found_are_annotations_without_a_file(
+    fresh_db: str, settings: Any, modules: str
+) -> None:
+    """MIGRATION_MODULES None, or a migrations module that does not exist, with rows
+    recorded: no file to point at, and no crash looking for one."""
+    h.migrate(fresh_db)
+    h.record(fresh_db, "newsletter", "0001_initial")
+    package = None if modules == "disabled" else f"mdpkg_gone_{fresh_db}.catalog"
+    settings.MIGRATION_MODULES = {**settings.MIGRATION_MODULES, "catalog": package}
+    report = diagnose(fresh_db)
+    catalog = [f for f in report.findings if f.app in {"catalog", "newsletter"}]
+    assert catalog
+    for report_ in (report, dataclasses.replace(report, snapshot=None)):
+        for finding in catalog:
+            assert location(report_, finding) == (None, None), finding
+        lines = render_github(report_).splitlines()
+        assert len(lines) == len(report.findings) + 1
+        for finding, line in zip(report.findings, lines, strict=False):
+            if finding in catalog:
+                assert line.startswith(f"::{COMMAND[finding.severity]} title="), line

@@ -309,6 +309,10 @@ def test_asks_step_by_step(fresh_db, monkeypatch):
         return next(answers)
 
     monkeypatch.setattr("builtins.input", answer)
+    # A terminal, as a person at the keyboard has (tests/reliability/test_options.py: without).
+    monkeypatch.setattr(
+        "migration_doctor.management.commands.migration_doctor._stdin_is_terminal", lambda: True
+    )
     out = io.StringIO()
     call_command("migration_doctor", "--fix", database=fresh_db, stdout=out)
     assert [p.split("(")[0] for p in asked] == ["Apply step 1 ", "Apply step 2 "]

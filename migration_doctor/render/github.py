@@ -3,8 +3,10 @@
     ::error file=shop/migrations/0002_tags.py,line=6,title=migration_doctor.E001 table-exists::...
 
 GitHub shows each one on the pull request's diff, at the migration file the finding is about
-(the `class Migration` line, or the failing line for a module that does not load). Escaping
-follows GitHub's toolkit (`@actions/core` command.ts): in the data `%`, CR and LF; in property
+(the `class Migration` line, or the failing line for a module that does not load); a finding
+without a file (a row of an app that is not installed, a deleted file) is an annotation without
+one. Names are shown() first (no ESC, bidi or line breaks reach the log), then escaped as
+GitHub's toolkit does (`@actions/core` command.ts): in the data `%`, CR and LF; in property
 values also `:` and `,`.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 from ..diagnose import Report
 from ..findings import Finding, Severity
+from .safe import shown
 from .text import summary_line
 
 COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
@@ -44,7 +47,7 @@ def migration_class_line(path: str) -> int | None:
     """The line of the top-level `class Migration` in `path`, or None."""
     try:
         stat = Path(path).stat()
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the name
         return None
     return _class_line(path, stat.st_mtime_ns, stat.st_size)
 
@@ -64,7 +67,10 @@ def _class_line(path: str, mtime_ns: int, size: int) -> int | None:
 def display_path(path: str, cwd: Path | None = None) -> str:
     """Relative to the working directory (the checkout, in Actions) when inside it."""
     base = (cwd or Path.cwd()).resolve()
-    resolved = Path(path).resolve()
+    try:
+        resolved = Path(path).resolve()
+    except (OSError, ValueError):
+        return path
     try:
         return resolved.relative_to(base).as_posix()
     except ValueError:
@@ -72,27 +78,44 @@ def display_path(path: str, cwd: Path | None = None) -> str:
 
 
 def _module_file(report: Report, app: str, migration: str) -> str | None:
-    """The file of a migration on disk, found the way the classifier finds it."""
-    module_name: str | None = None
+    """The file of a migration on disk, found the way the classifier finds it: None for a row
+    the loader has no file for (an app that is not installed, a deleted file, MIGRATION_MODULES
+    None, a module that failed to load)."""
     snapshot = report.snapshot
     if snapshot is not None:
         instance = snapshot.graph.loader.disk_migrations.get((app, migration))
-        if instance is not None:
-            module_name = type(instance).__module__
-    if module_name is None:  # a report without its snapshot: only what is imported already
+        module_name = type(instance).__module__ if instance is not None else None
+    else:  # a report without its snapshot: only what is imported already
         from django.db.migrations.loader import MigrationLoader
 
-        package, _ = MigrationLoader.migrations_module(app)
+        try:
+            package, _ = MigrationLoader.migrations_module(app)
+        except LookupError:  # the app is not installed
+            return None
         module_name = f"{package}.{migration}" if package else None
     module = sys.modules.get(module_name) if module_name else None
     file = getattr(module, "__file__", None)
     return file if isinstance(file, str) and file.endswith(".py") else None
 
 
+_OWN_SOURCE = Path(__file__).resolve().parent.parent
+
+
+def _ours(file: str) -> bool:
+    """A file of the doctor itself: the frame an import error names when the migrations
+    module does not exist at all. GitHub shows annotations on the project's files."""
+    try:
+        return Path(file).resolve().is_relative_to(_OWN_SOURCE)
+    except (OSError, ValueError):
+        return False
+
+
 def _evidence_location(evidence: dict[str, Any]) -> tuple[str | None, int | None]:
     """A file/line the evidence names itself (import-time findings name the module's line)."""
     for where in (evidence, evidence.get("started_at"), evidence.get("stuck_at")):
         if isinstance(where, dict) and isinstance(where.get("file"), str):
+            if _ours(where["file"]):
+                return None, None
             line = where.get("line")
             return where["file"], line if isinstance(line, int) else None
     return None, None
@@ -120,11 +143,11 @@ def annotation(report: Report, finding: Finding, cwd: Path | None = None) -> str
     if finding.fix.commands:
         message += f" Fix: {finding.fix.commands[0]}"
     properties: dict[str, Any] = {
-        "file": display_path(file, cwd) if file else None,
+        "file": shown(display_path(file, cwd)) if file else None,
         "line": line if file else None,
         "title": f"{finding.id} {finding.kind}",
     }
-    return workflow_command(COMMAND[finding.severity], properties, message)
+    return workflow_command(COMMAND[finding.severity], properties, shown(message))
 
 
 def render_github(report: Report, *, cwd: Path | None = None) -> str:

@@ -1,21 +1,24 @@
-"""Text for repair plans and results (the diagnosis renderer prints the report after)."""
+"""Text for repair plans and results (the diagnosis renderer prints the report after).
+
+Titles, reasons and SQL name rows, tables and files: each is shown() (see render/safe.py)."""
 
 from __future__ import annotations
 
 from ..repair.plan import Step
 from ..repair.run import RepairResult
+from .safe import shown, sql_lines
 
 
-def describe_step(number: int, step: Step, sql: list[str]) -> str:
-    lines = [f"  {number}. [{step.kind}] {step.title}"]
-    lines.append(f"     because: {step.reason}")
+def describe_step(number: int, step: Step, sql: list[str], vendor: str = "") -> str:
+    lines = [f"  {number}. [{step.kind}] {shown(step.title)}"]
+    lines.append(f"     because: {shown(step.reason)}")
     if not step.proven:
-        lines.append(f"     NOT PROVEN: {step.unproven_why}")
+        lines.append(f"     NOT PROVEN: {shown(step.unproven_why)}")
     for statement in sql:
-        for i, part in enumerate(statement.splitlines() or [""]):
+        for i, part in enumerate(sql_lines(statement, vendor)):
             lines.append(("     SQL: " if i == 0 else "          ") + part)
     if step.equivalent:
-        lines.append(f"     Django: {step.equivalent}")
+        lines.append(f"     Django: {shown(step.equivalent)}")
     return "\n".join(lines)
 
 
@@ -25,14 +28,22 @@ def render_plan(result: RepairResult) -> str:
     out = [
         f"{verb} for database {plan.database!r} ({plan.vendor}): "
         f"{len(plan.steps)} step{'' if len(plan.steps) == 1 else 's'}"
-        + (f", holding the {result.lock}" if result.lock else "")
+        + (f", holding the {shown(result.lock)}" if result.lock else "")
     ]
     for i, step in enumerate(plan.steps, 1):
-        out.append(describe_step(i, step, step.sql(result.context)))
+        out.append(describe_step(i, step, step.sql(result.context), plan.vendor))
     if plan.skipped:
         out.append("Not repaired:")
         for finding, why in plan.skipped:
-            out.append(f"  - [{finding.kind}] {finding.target or '(project)'}: {why}")
+            target = shown(finding.target or "(project)")
+            out.append(f"  - [{finding.kind}] {target}: {shown(why)}")
+    if result.refused:
+        out.append("Refused before anything changed; the repair would harm the database:")
+        out.extend(f"  - {shown(why)}" for why in result.refused)
+        out.append(
+            "  Nothing was changed. Repair these findings by hand, or leave them out with "
+            "--only or app labels."
+        )
     if result.dry_run:
         out.append("Nothing was changed (--dry-run).")
     return "\n".join(out) + "\n"

@@ -8,11 +8,11 @@ from collections import defaultdict
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.text import Text
 
 from ..diagnose import Report
 from ..findings import Finding, Severity
+from .safe import shown
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -48,7 +48,7 @@ def format_value(key: str, value: Any) -> str:
 
 def _evidence_lines(finding: Finding) -> list[str]:
     return [
-        f"{key.replace('_', ' ')}: {format_value(key, value)}"
+        shown(f"{key.replace('_', ' ')}: {format_value(key, value)}")
         for key, value in finding.evidence.items()
         if value not in (None, [], {}, "")
     ]
@@ -90,7 +90,11 @@ def _headline(text: str, findings: list[Finding]) -> Text:
 def print_findings(
     console: Console, findings: list[Finding], verbosity: int = 1, width: int = 100
 ) -> None:
-    """Findings grouped by app, each with its evidence and fix (shared by every report)."""
+    """Findings grouped by app, each with its evidence and fix (shared by every report).
+
+    Every string of a finding is shown() (names in it come from rows and files), printed as
+    Text (no markup) and never wrapped by rich, which would split a word at any character:
+    textwrap breaks lines only at whitespace."""
     hidden = [f for f in findings if f.kind == "unapplied"] if verbosity < 2 else []
     groups: dict[str, list[Finding]] = defaultdict(list)
     for finding in findings:
@@ -98,30 +102,30 @@ def print_findings(
             groups[finding.app or "(project)"].append(finding)
     for app in sorted(groups, key=lambda a: (a == "(project)", a)):
         console.print()
-        console.print(Text(app, style="bold"))
+        console.print(Text(shown(app), style="bold"), soft_wrap=True)
         for finding in groups[app]:
             code = finding.id.rsplit(".", 1)[-1]
             line = Text("  ")
             line.append(f"{code} {finding.kind}", style=_STYLE[finding.severity])
             if finding.migration:
-                line.append(f"  {finding.target}")
+                line.append(f"  {shown(finding.target)}")
             if finding.known:
                 line.append("  (known, in the baseline)", style="dim")
-            console.print(line)
-            console.print(_indented(Text(finding.message), 4, width), soft_wrap=True)
+            console.print(line, soft_wrap=True)
+            console.print(_indented(Text(shown(finding.message)), 4, width), soft_wrap=True)
             if verbosity >= 1:
                 for ev in _evidence_lines(finding):
                     console.print(_indented(Text(ev, style="dim"), 4, width), soft_wrap=True)
             if finding.fix.summary:
-                fix = Text("fix: " + finding.fix.summary, style="green")
+                fix = Text("fix: " + shown(finding.fix.summary), style="green")
                 console.print(_indented(fix, 4, width), soft_wrap=True)
             for command in finding.fix.commands:
-                console.print(f"      $ {escape(command)}", soft_wrap=True)
+                console.print(Text(f"      $ {shown(command)}"), soft_wrap=True)
     if hidden:
         by_app: dict[str, int] = defaultdict(int)
         for f in hidden:
             by_app[f.app or ""] += 1
-        listing = ", ".join(f"{a} ({n})" for a, n in sorted(by_app.items()))
+        listing = ", ".join(f"{shown(a)} ({n})" for a, n in sorted(by_app.items()))
         console.print()
         tail = Text(
             f"{_plural(len(hidden), 'unapplied migration')} without schema present: "
@@ -143,11 +147,11 @@ def render_findings(
     """A headline and findings, for reports that are not a database diagnosis."""
     buffer = io.StringIO()
     console = _console(buffer, color, width)
-    console.print(_headline(headline, findings), soft_wrap=True)
+    console.print(_headline(shown(headline), findings), soft_wrap=True)
     if findings:
         print_findings(console, findings, verbosity, width)
     else:
-        console.print(_indented(Text(empty), 0, width), soft_wrap=True)
+        console.print(_indented(Text(shown(empty)), 0, width), soft_wrap=True)
     return buffer.getvalue()
 
 
@@ -166,9 +170,11 @@ def render_text(
         if report.pending:
             console.print(f"migrate will apply {_plural(len(report.pending), 'migration')}:")
             for name in report.pending:
-                console.print(f"  {name}", soft_wrap=True)
+                console.print(Text(f"  {shown(name)}"), soft_wrap=True)
         else:
             console.print("migrate has nothing to apply.")
+    for position in report.positions:
+        console.print(Text(shown(position.describe())), soft_wrap=True)
     if not report.findings:
         console.print("No findings: rows, migration files and schema agree.")
         return buffer.getvalue()

@@ -1,34 +1,129 @@
-"""JSON backups of django_migrations, and putting them back exactly."""
+"""JSON backups of django_migrations, and putting them back exactly.
+
+A backup holds every row exactly as stored (NULLs, text that is no timestamp, MariaDB's zero
+dates), which database it was taken from (vendor, file or server and database name), and a
+SHA-256 over all of it: `--restore` refuses an edited file, and a backup of another database
+unless told otherwise.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.color import no_style
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.migrations.exceptions import MigrationSchemaMissing
 from django.db.migrations.recorder import MigrationRecorder
 
-from ..snapshot import DoctorError
-from ..snapshot.rows import read_rows, recorder_table
+from ..snapshot import DoctorError, first_line, sqlite_file
+from ..snapshot.rows import RecordedRow, Stored, read_rows, recorder_table
 
 FORMAT = "migration_doctor-backup"
+VERSION = 2  # 2: stored values and the database's identity; 1: ISO timestamps, alias only
+DEFAULT_PORTS = {"postgresql": "5432", "mysql": "3306"}
+VENDOR_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB"}
+# How each server renders its timestamps as text (rows.applied_sql): all a backup can hold.
+SERVER_TIMESTAMP = {
+    "postgresql": re.compile(
+        r"-?infinity|\d{4,}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?([+-]\d\d(:\d\d){0,2})?( BC)?"
+    ),
+    "mysql": re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?"),
+}
 
 
 def default_path(alias: str) -> Path:
     """Under the project's directory (BASE_DIR when the settings define it)."""
     base = Path(getattr(settings, "BASE_DIR", None) or Path.cwd())
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return base / "migration_doctor_backups" / f"{alias}-{stamp}.json"
 
 
-def _digest(rows: list[dict[str, Any]]) -> str:
-    return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+# -- which database ---------------------------------------------------------------------------
+
+
+def identity(connection: BaseDatabaseWrapper) -> dict[str, str]:
+    """The database behind an alias: its vendor and file, or its server and name."""
+    vendor = connection.vendor
+    if vendor == "sqlite":
+        path = sqlite_file(connection)
+        return {"vendor": vendor, "name": str(path.resolve()) if path else ":memory:"}
+    cfg = connection.settings_dict
+    return {
+        "vendor": vendor,
+        "name": str(cfg.get("NAME") or ""),
+        "host": str(cfg.get("HOST") or "localhost"),
+        "port": str(cfg.get("PORT") or DEFAULT_PORTS.get(vendor, "")),
+    }
+
+
+def describe(ident: dict[str, Any]) -> str:
+    vendor = VENDOR_NAMES.get(str(ident.get("vendor")), repr(ident.get("vendor")))
+    if ident.get("vendor") == "sqlite":
+        return f"{vendor} file {ident.get('name')}"
+    return f"{vendor} database {ident.get('name')!r} on {ident.get('host')}:{ident.get('port')}"
+
+
+def foreign(document: dict[str, Any], connection: BaseDatabaseWrapper) -> str | None:
+    """Why `document` is not known to be a backup of this database (None: it is)."""
+    there = document.get("identity")
+    if not isinstance(there, dict):
+        return (
+            f"names only the alias {document.get('database')!r} and the vendor "
+            f"{document.get('vendor')!r}, not which database it was taken from (format "
+            f"version {document.get('version')})"
+        )
+    if there != identity(connection) or document.get("vendor") != connection.vendor:
+        claimed = {**there, "vendor": document.get("vendor")}  # the vendor its rows are for
+        return f"belongs to database {document.get('database')!r}: {describe(claimed)}"
+    return None
+
+
+def refusal(path: Path, why: str, connection: BaseDatabaseWrapper) -> DoctorError:
+    return DoctorError(
+        f"Backup file {path} {why}; this is database {connection.alias!r}: "
+        f"{describe(identity(connection))}. Nothing was restored; pass --restore-anywhere "
+        "to restore it here anyway."
+    )
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+def encode(value: Stored) -> Any:
+    """A stored value as JSON: itself, or bytes (SQLite keeps any type) as {"blob": hex}."""
+    return {"blob": value.hex()} if isinstance(value, bytes) else value
+
+
+def decode(value: Any) -> Stored:
+    return bytes.fromhex(value["blob"]) if isinstance(value, dict) else value
+
+
+def stored_row(row: RecordedRow) -> dict[str, Any]:
+    """A row as a backup (and the ledger's `before_rows`) keeps it: exactly as stored."""
+    return {
+        "id": row.id,
+        "app": encode(row.stored_app),
+        "name": encode(row.stored_name),
+        "applied": encode(row.stored_applied),
+    }
+
+
+def checksum(document: dict[str, Any]) -> str:
+    """Version 2 covers everything but the mirrored ledger copy; version 1 only the rows."""
+    if document.get("version") == 1:
+        covered: Any = document.get("rows")
+    else:
+        covered = {k: v for k, v in document.items() if k not in ("sha256", "repairs")}
+    return hashlib.sha256(json.dumps(covered, sort_keys=True).encode()).hexdigest()
 
 
 def _table_exists(connection: BaseDatabaseWrapper) -> bool:
@@ -36,43 +131,71 @@ def _table_exists(connection: BaseDatabaseWrapper) -> bool:
         return recorder_table() in connection.introspection.table_names(cursor)
 
 
+def _write_atomically(path: Path, text: str, what: str) -> None:
+    """Never a half-written file under the real name, and no `.tmp` left when it fails."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except OSError as exc:
+        # Its directory may not be one, or be read-only: then no .tmp was made there.
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise DoctorError(f"Cannot write {what} {path}: {_why(path, exc)}.") from None
+
+
+def _why(path: Path, exc: OSError) -> str:
+    """`File exists` from mkdir means a regular file where a directory should be: say so."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent} is not a directory"
+            break
+    return exc.strerror or str(exc)
+
+
 def write_backup(connection: BaseDatabaseWrapper, path: Path | None = None) -> Path:
-    """Every row of django_migrations, before the first write of a repair."""
+    """Every row of django_migrations, before the first write of a repair.
+
+    Fails with one line (DoctorError) when the file cannot be written, a full disk or a
+    read-only directory, and then nothing has changed yet."""
     path = Path(path) if path else default_path(connection.alias)
     exists = _table_exists(connection)
-    rows = [
-        {
-            "id": r.id,
-            "app": r.app,
-            "name": r.name,
-            "applied": r.applied.isoformat() if r.applied else None,
-        }
-        for r in read_rows(connection, exists)
-    ]
-    document = {
+    document: dict[str, Any] = {
         "format": FORMAT,
-        "version": 1,
+        "version": VERSION,
         "database": connection.alias,
         "vendor": connection.vendor,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "identity": identity(connection),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(),
         "table_existed": exists,
-        "rows": rows,
-        "sha256": _digest(rows),
+        "rows": [stored_row(r) for r in read_rows(connection, exists)],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2) + "\n")
-    tmp.replace(path)  # never a half-written backup under the real name
+    document["sha256"] = checksum(document)
+    # A backup its own restore would refuse is no backup: refuse the repair instead.
+    _check_rows(document, f"Cannot back up django_migrations to {path}: it")
+    _write_atomically(path, json.dumps(document, indent=2) + "\n", "the backup file")
     return path
 
 
 def mirror_ledger(path: Path, entries: list[dict[str, Any]]) -> None:
-    """Copy the repair's ledger entries into its backup file (the checksum covers rows)."""
-    document = json.loads(Path(path).read_text())
+    """Copy the repair's ledger entries into its backup file (the checksum leaves them out).
+
+    Runs after the repair committed; a DoctorError here leaves the backup as it was."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise DoctorError(f"Cannot read the backup file {path} back: {exc}.") from None
     document["repairs"] = [*document.get("repairs", []), *entries]
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    text = json.dumps(document, indent=2, default=str) + "\n"
+    _write_atomically(Path(path), text, "the ledger copy into the backup file")
+
+
+# -- reading and restoring --------------------------------------------------------------------
 
 
 def read_backup(path: Path) -> dict[str, Any]:
@@ -85,26 +208,65 @@ def read_backup(path: Path) -> dict[str, Any]:
         raise DoctorError(f"Backup file {path} is not valid JSON ({exc}).") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise DoctorError(f"{path} is not a migration_doctor backup.")
+    if document.get("version") not in (1, VERSION):
+        raise DoctorError(
+            f"Backup file {path} has format version {document.get('version')!r}; this "
+            f"migration_doctor reads versions 1 and {VERSION}."
+        )
     rows = document.get("rows")
-    if not isinstance(rows, list) or document.get("sha256") != _digest(rows):
+    if not isinstance(rows, list) or document.get("sha256") != checksum(document):
         raise DoctorError(f"Backup file {path} was edited or truncated (checksum mismatch).")
+    _check_rows(document, f"Backup file {path}")
+    return document
+
+
+def _check_rows(document: dict[str, Any], subject: str) -> None:
     seen: set[int] = set()
-    for row in rows:
+    vendor = document.get("vendor")
+    for row in document["rows"]:
         if not (
             isinstance(row, dict)
             and set(row) == {"id", "app", "name", "applied"}
             and isinstance(row["id"], int)
-            and isinstance(row["app"], str)
-            and isinstance(row["name"], str)
-            and _is_timestamp(row["applied"])
+            and not isinstance(row["id"], bool)
             and row["id"] not in seen
+            and _valid(row, vendor, document.get("version"))
         ):
-            raise DoctorError(f"Backup file {path} has a malformed row: {row!r}.")
+            raise DoctorError(f"{subject} has a malformed row: {row!r}.")
         seen.add(row["id"])
-    return document
 
 
-def _is_timestamp(value: Any) -> bool:
+def _valid(row: dict[str, Any], vendor: Any, version: Any) -> bool:
+    if version == 1:  # names as text, applied as an ISO timestamp
+        names = isinstance(row["app"], str) and isinstance(row["name"], str)
+        return names and _iso(row["applied"])
+    sqlite = vendor == "sqlite"
+    if not all(_text(row[k], sqlite) for k in ("app", "name")):
+        return False
+    applied = row["applied"]
+    if applied is None:
+        return True
+    if sqlite:  # the column keeps whatever was written: any text, a number, bytes
+        return _text(applied, True) or (
+            isinstance(applied, (int, float)) and not isinstance(applied, bool)
+        )
+    pattern = SERVER_TIMESTAMP.get(str(vendor))
+    return isinstance(applied, str) and pattern is not None and bool(pattern.fullmatch(applied))
+
+
+def _text(value: Any, blob_ok: bool) -> bool:
+    if value is None or isinstance(value, str):
+        return True
+    if blob_ok and isinstance(value, dict) and set(value) == {"blob"}:
+        try:
+            bytes.fromhex(value["blob"])
+        except (TypeError, ValueError):
+            return False
+        return True
+    return False
+
+
+def _iso(value: Any) -> bool:
     if not isinstance(value, str):
         return False
     try:
@@ -114,26 +276,53 @@ def _is_timestamp(value: Any) -> bool:
     return True
 
 
-def restore(connection: BaseDatabaseWrapper, path: Path) -> int:
-    """Put django_migrations back exactly as recorded (ids, names, timestamps), atomically."""
+def _values(
+    row: dict[str, Any], document: dict[str, Any], connection: BaseDatabaseWrapper
+) -> tuple[Any, ...]:
+    """The row's stored values; a timestamp from another vendor (or an ISO timestamp of a
+    version 1 backup) is written as this backend writes a datetime."""
+    applied = decode(row["applied"])
+    if applied is not None and (
+        document.get("version") == 1 or document.get("vendor") != connection.vendor
+    ):
+        try:
+            when = datetime.datetime.fromisoformat(str(applied))
+            applied = connection.ops.adapt_datetimefield_value(when)
+        except ValueError:
+            raise DoctorError(
+                f"Row id {row['id']} of the backup has applied {applied!r}, which "
+                f"{VENDOR_NAMES.get(connection.vendor, connection.vendor)} cannot store; "
+                "nothing was restored."
+            ) from None
+    return (row["id"], decode(row["app"]), decode(row["name"]), applied)
+
+
+def restore(connection: BaseDatabaseWrapper, path: Path, anywhere: bool = False) -> int:
+    """Put django_migrations back exactly as recorded (ids, names, stored values), atomically.
+
+    `anywhere`: restore a backup of another database (or one that does not say which)."""
     document = read_backup(path)
-    Migration = MigrationRecorder.Migration
-    rows = [
-        Migration(
-            id=r["id"],
-            app=r["app"],
-            name=r["name"],
-            applied=datetime.datetime.fromisoformat(r["applied"]),
-        )
-        for r in document["rows"]
-    ]
-    MigrationRecorder(connection).ensure_schema()
-    with transaction.atomic(using=connection.alias):
-        Migration.objects.using(connection.alias).all().delete()
-        Migration.objects.using(connection.alias).bulk_create(rows)
-        reset = connection.ops.sequence_reset_sql(no_style(), [Migration])
-        if reset:
-            with connection.cursor() as cursor:
-                for statement in reset:
-                    cursor.execute(statement)
-    return len(rows)
+    why = foreign(document, connection)
+    if why and not anywhere:
+        raise refusal(path, why, connection)
+    values = [_values(r, document, connection) for r in document["rows"]]
+    qn = connection.ops.quote_name
+    table = qn(recorder_table())
+    insert = (
+        f"INSERT INTO {table} ({qn('id')}, {qn('app')}, {qn('name')}, {qn('applied')}) "
+        "VALUES (%s, %s, %s, %s)"
+    )
+    try:
+        MigrationRecorder(connection).ensure_schema()
+        reset = connection.ops.sequence_reset_sql(no_style(), [MigrationRecorder.Migration])
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table}")
+            if values:
+                cursor.executemany(insert, values)
+            for statement in reset:
+                cursor.execute(statement)
+    except (DatabaseError, MigrationSchemaMissing) as exc:
+        raise DoctorError(
+            f"The database refused the rows of {path} ({first_line(exc)}); nothing was restored."
+        ) from exc
+    return len(values)

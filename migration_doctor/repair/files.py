@@ -8,10 +8,12 @@ import io
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from shlex import quote
 
 from django.core.management import call_command
 from django.db.migrations import operations as ops
 
+from ..classify import foreign_source, owner_words
 from ..expected import Key
 from ..findings import Finding
 from ..snapshot import Snapshot
@@ -56,6 +58,10 @@ def merge_step(finding: Finding, snapshot: Snapshot) -> tuple[list[Step], str]:
     assert app is not None
     graph = snapshot.graph.graph
     leaves = [(app, n) for n in finding.evidence["leaves"]]
+    for leaf in leaves:
+        foreign = _foreign(snapshot, leaf)
+        if foreign:
+            return [], _not_ours(foreign)
     plans = [graph.forwards_plan(leaf) for leaf in leaves]
     common = set(plans[0]).intersection(*map(set, plans[1:]))
     branches = [[k for k in p if k not in common] for p in plans]
@@ -78,7 +84,7 @@ def merge_step(finding: Finding, snapshot: Snapshot) -> tuple[list[Step], str]:
             None,
             f"Write the merge migration of {app} ({', '.join(finding.evidence['leaves'])})",
             "the branches touch different models and fields",
-            f"{MANAGE} makemigrations --merge {app}",
+            f"{MANAGE} makemigrations --merge {quote(app)}",
             leaves=list(finding.evidence["leaves"]),
         )
     ], ""
@@ -96,6 +102,18 @@ def _module_file(snapshot: Snapshot, key: Key) -> Path | None:
     module = sys.modules.get(name)
     path = getattr(module, "__file__", None)
     return Path(path) if path else None
+
+
+def _foreign(snapshot: Snapshot, key: Key) -> dict[str, str] | None:
+    path = _module_file(snapshot, key)
+    return foreign_source(key[0], str(path) if path else None, _module_name(snapshot, key) or "")
+
+
+def _not_ours(foreign: dict[str, str]) -> str:
+    return (
+        f"its migrations belong to {owner_words(foreign)} ({foreign['location']}): source files "
+        "change only in the project's own apps"
+    )
 
 
 def remove_replaces(source: str) -> str:
@@ -150,6 +168,10 @@ def finalize_squash_step(finding: Finding, snapshot: Snapshot) -> tuple[list[Ste
     key = (app, name)
     loader = snapshot.graph.loader
     replaced = set(loader.resolved_replaces(key))
+    for k in [key, *sorted(replaced)]:
+        foreign = _foreign(snapshot, k)
+        if foreign:
+            return [], _not_ours(foreign)
     dependents = sorted(
         f"{k[0]}.{k[1]}"
         for k, m in loader.disk_migrations.items()
@@ -193,7 +215,8 @@ def finalize_squash_step(finding: Finding, snapshot: Snapshot) -> tuple[list[Ste
                 f"Record {app}.{name}",
                 "everything it replaces is recorded; once it is a normal migration, its own "
                 "row is what says it is applied",
-                f"{MANAGE} migrate {app}  # before the files change: Django records the squash",
+                f"{MANAGE} migrate {quote(app)}  # before the files change: Django records the "
+                "squash",
                 rows=[key],
             )
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import time
 import urllib.parse
@@ -84,16 +83,14 @@ def repair_lock(connection: BaseDatabaseWrapper, timeout: float = 0.0) -> Iterat
                 cursor.execute("SELECT RELEASE_LOCK(%s)", [name])
     elif vendor == "sqlite":
         path = Path(sqlite_path(str(connection.settings_dict["NAME"])) + ".migration_doctor.lock")
+        from .filelock import try_lock
+
         handle: IO[str] = path.open("a")
         try:
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise LockHeld(_held(connection, timeout)) from None
-                    time.sleep(0.2)
+            while not try_lock(handle):
+                if time.monotonic() >= deadline:
+                    raise LockHeld(_held(connection, timeout))
+                time.sleep(0.2)
             yield f"lock file {path}"
         finally:
             handle.close()

@@ -7,9 +7,10 @@ evidence that is still true when it runs. Steps never drop anything.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from shlex import quote
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -18,7 +19,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ProjectState
 from django.utils import timezone
 
-from ..classify import insert_row_sql, live_has
+from ..classify import insert_row_sql, live_has, sql_literal
 from ..diagnose import Report
 from ..expected import Footprints, Key, ModelKey, Obj, collapse, column_of, describe
 from ..findings import Finding
@@ -26,17 +27,6 @@ from ..snapshot import Snapshot
 from ..snapshot.rows import recorder_table
 
 MANAGE = "python manage.py"
-REPAIRABLE = (
-    "duplicate-record",
-    "table-exists",
-    "partially-applied",
-    "inconsistent-history",
-    "missing-schema",
-    "multiple-leaves",
-    "squash-partial",
-    "stale-record",
-    "squash-ready",
-)
 
 
 class Context:
@@ -90,8 +80,14 @@ class Step:
 
     writes_schema = False
     writes_files = False
+    # The step itself made sure that what it drops holds no data (or was allowed to).
+    checked_data = False
 
     def sql(self, ctx: Context) -> list[str]:
+        return []
+
+    def drops(self, ctx: Context) -> list[Obj]:
+        """Live objects this step sets out to drop (the guard refuses any other drop)."""
         return []
 
     def apply(self, ctx: Context) -> None:
@@ -152,6 +148,30 @@ class DeleteRowIds(Step):
     def apply(self, ctx: Context) -> None:
         manager = MigrationRecorder.Migration.objects.using(ctx.connection.alias)
         manager.filter(id__in=self.ids).delete()
+
+
+@dataclass
+class RenameRow(Step):
+    """Give one row (by id) the name of the file it was renamed to; id and applied stay."""
+
+    row_id: int = 0
+    old_name: str = ""
+    writes_rows = True
+    action = "rename"
+
+    def rows_touched(self) -> list[Key]:
+        return [(self.app or "", self.old_name), (self.app or "", self.migration or "")]
+
+    def sql(self, ctx: Context) -> list[str]:
+        qn, v = ctx.connection.ops.quote_name, ctx.connection.vendor
+        return [
+            f"UPDATE {qn(recorder_table())} SET {qn('name')} = "
+            f"{sql_literal(self.migration or '', v)} WHERE {qn('id')} = {self.row_id};"
+        ]
+
+    def apply(self, ctx: Context) -> None:
+        manager = MigrationRecorder.Migration.objects.using(ctx.connection.alias)
+        manager.filter(id=self.row_id).update(name=self.migration)
 
 
 def add_missing(
@@ -257,6 +277,10 @@ class RunOperations(SchemaStep):
     indexes: list[int] = field(default_factory=list)
     complete: dict[int, list[Obj]] = field(default_factory=dict)
 
+    def drops(self, ctx: Context) -> list[Obj]:
+        effect = ctx.snapshot.expected.effects[self.key]
+        return [o for op in effect.operations if op.index in self.indexes for o in op.removes]
+
     def _run(self, ctx: Context, collect: bool) -> list[str]:
         migration = ctx.loader.graph.nodes[self.key]
         assert migration is not None
@@ -310,6 +334,10 @@ class RollBack(SchemaStep):
 
     key: Key = ("", "")
     objects: list[Obj] = field(default_factory=list)  # present objects the migration created
+    checked_data = True  # _roll_back counted their data first
+
+    def drops(self, ctx: Context) -> list[Obj]:
+        return list(self.objects)
 
     def _run(self, ctx: Context, collect: bool) -> list[str]:
         migration = ctx.loader.graph.nodes[self.key]
@@ -354,7 +382,7 @@ class RollBack(SchemaStep):
             return list(editor.collected_sql) if collect else []
 
 
-def _data_in(connection: BaseDatabaseWrapper, objs: list[Obj]) -> dict[str, int]:
+def data_in(connection: BaseDatabaseWrapper, objs: list[Obj]) -> dict[str, int]:
     """How many rows / non-null values each present object holds (repairs only)."""
     qn = connection.ops.quote_name
     held: dict[str, int] = {}
@@ -393,9 +421,9 @@ class Plan:
     vendor: str
     steps: list[Step] = field(default_factory=list)
     skipped: list[tuple[Finding, str]] = field(default_factory=list)
-    created: str = field(
-        default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat()
-    )
+    # Findings the steps settle (some by a step another finding asked for too).
+    covered: list[Finding] = field(default_factory=list)
+    created: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat())
 
     @property
     def writes_rows(self) -> bool:
@@ -463,10 +491,19 @@ def build_plan(
             sorted(gs.disabled_apps)
         )
     recorded_parent: set[Key] = set()
+    ambiguous = {p.app: p for p in report.positions if p.ambiguous}
     for finding in report.findings:
         if only is not None and finding.kind not in only:
             continue
         if finding.kind not in REPAIRABLE:
+            continue
+        if finding.app in ambiguous:
+            plan.skipped.append(
+                (
+                    finding,
+                    f"{ambiguous[finding.app].describe()}: nothing is repaired automatically",
+                )
+            )
             continue
         if finding.kind == "squash-ready" and (only is None or "squash-ready" not in only):
             plan.skipped.append((finding, "source files change only with --only squash-ready"))
@@ -495,6 +532,7 @@ def build_plan(
                 break
         else:
             plan.steps.extend(steps)
+            plan.covered.append(finding)
     return plan
 
 
@@ -509,7 +547,7 @@ def _roll_back(
     effect = snapshot.expected.effects[key]
     present = [o for o in effect.creates if live_has(snapshot.schema, o) and o[0] != "constraint"]
     present = collapse(present)
-    held = _data_in(snapshot.connection, present)
+    held = data_in(snapshot.connection, present)
     if held and not allow_data_loss:
         data = ", ".join(f"{k} ({v})" for k, v in held.items())
         return [], (
@@ -524,11 +562,34 @@ def _roll_back(
             f"Roll back the present part of {app}.{name} "
             f"({', '.join(describe(o) for o in present)}); `migrate` then applies it whole",
             f"{why}; " + ("it holds no data" if not held else "--allow-data-loss was given"),
-            f"{MANAGE} migrate {app} {name}  # after the roll-back",
+            f"{MANAGE} migrate {quote(app)} {quote(name)}  # after the roll-back",
             key=key,
             objects=present,
         )
     ], ""
+
+
+# One planner per repairable kind: (finding, snapshot, plan-wide memory) -> (steps, why not).
+Planner = Callable[["PlanInput"], tuple[list[Step], str]]
+PLANNERS: dict[str, Planner] = {}
+
+
+@dataclass
+class PlanInput:
+    finding: Finding
+    snapshot: Snapshot
+    # Dependencies already recorded by this plan (one row for all their dependents).
+    recorded_parent: set[Key]
+    allow_data_loss: bool = False
+
+
+def planner(*kinds: str) -> Callable[[Planner], Planner]:
+    def register(function: Planner) -> Planner:
+        for kind in kinds:
+            PLANNERS[kind] = function
+        return function
+
+    return register
 
 
 def _steps_for(
@@ -537,189 +598,264 @@ def _steps_for(
     recorded_parent: set[Key],
     allow_data_loss: bool = False,
 ) -> tuple[list[Step], str]:
-    from .files import finalize_squash_step, merge_step
+    make = PLANNERS.get(finding.kind)
+    if make is None:
+        return [], "no automatic repair"
+    return make(PlanInput(finding, snapshot, recorded_parent, allow_data_loss))
 
-    kind, app, name = finding.kind, finding.app, finding.migration
-    ev = finding.evidence
-    if kind == "stale-record":
-        assert app is not None and name is not None
-        # By id: on MySQL a name comparison ignores case and trailing spaces.
-        return [
-            DeleteRowIds(
-                kind,
-                app,
-                name,
-                f"Delete the row of {app}.{name}",
-                "no migration file has that name and no squash replaces it",
-                finding.fix.commands[0] if finding.fix.commands else "",
-                ids=list(ev["ids"]),
-            )
-        ], ""
-    if kind == "duplicate-record":
-        assert app is not None and name is not None
-        extra = [i for i in ev["ids"] if i != ev["keep"]]
-        return [
-            DeleteRowIds(
-                kind,
-                app,
-                name,
-                f"Delete the extra rows of {app}.{name} (ids {', '.join(map(str, extra))})",
-                f"the row with id {ev['keep']} stays",
-                finding.fix.commands[0],
-                ids=extra,
-            )
-        ], ""
-    if kind == "multiple-leaves":
-        assert app is not None
-        return merge_step(finding, snapshot)
-    if kind == "squash-ready":
-        return finalize_squash_step(finding, snapshot)
-    if kind == "missing-schema":
-        assert app is not None and name is not None
-        effect = snapshot.expected.effects[(app, name)]
-        missing = [o for o in effect.creates if describe(o) in set(ev["missing"])]
-        return [
-            CreateMissing(
-                kind,
-                app,
-                name,
-                f"Re-create {', '.join(describe(o) for o in collapse(missing))}",
-                f"{app}.{name} is recorded and created them; they are absent",
-                f"{MANAGE} sqlmigrate {app} {name}  # the statements for these objects",
-                objects=collapse(missing),
-            )
-        ], ""
-    if kind == "table-exists":
-        assert app is not None and name is not None
-        effect = snapshot.expected.effects[(app, name)]
-        flag = "--fake-initial" if effect.initial else "--fake"
-        step = RecordRows(
+
+@planner("stale-record")
+def _plan_stale_record(p: PlanInput) -> tuple[list[Step], str]:
+    kind = p.finding.kind
+    finding, app, name = p.finding, p.finding.app, p.finding.migration
+    ev = p.finding.evidence
+    assert app is not None and name is not None
+    # By id: on MySQL a name comparison ignores case and trailing spaces.
+    return [
+        DeleteRowIds(
             kind,
             app,
             name,
-            f"Record {app}.{name} without running it",
-            "every table and column it creates is present: " + ", ".join(ev["present"][:6]),
-            f"{MANAGE} migrate {app} {name} {flag}",
-            rows=[(app, name)],
+            f"Delete the row of {app}.{name}",
+            "no migration file has that name and no squash replaces it",
+            finding.fix.commands[0] if finding.fix.commands else "",
+            ids=list(ev["ids"]),
         )
-        if effect.opaque:
-            step.proven = False
-            step.unproven_why = f"recording skips {', '.join(effect.opaque)}"
-        return [step], ""
-    if kind in ("partially-applied", "squash-partial"):
-        assert app is not None and name is not None
-        key = (app, name)
-        progress = _op_progress(snapshot, key)
-        if progress.unsafe:
-            return _roll_back(finding, snapshot, key, progress.unsafe, allow_data_loss)
-        migration = snapshot.graph.graph.nodes[key]
-        assert migration is not None
-        run, unknown = progress.run, progress.unknown
-        rows = [key]
-        if kind == "squash-partial":
-            rows += snapshot.graph.loader.resolved_replaces(key)
-            rows = [r for r in rows if r not in snapshot.recorded]
-        steps: list[Step] = []
-        if run or progress.complete:
-            described = "; ".join(
-                [migration.operations[i].describe() for i in run]
-                + [
-                    f"complete {migration.operations[i].describe()} "
-                    f"({', '.join(describe(o) for o in objs)})"
-                    for i, objs in sorted(progress.complete.items())
-                ]
-            )
-            run_step = RunOperations(
-                kind,
-                app,
-                name,
-                f"Run the missing operation(s) of {app}.{name}: {described}",
-                f"present: {', '.join(ev.get('present', [])) or 'nothing'}; "
-                f"missing: {', '.join(ev.get('missing', [])) or 'nothing checkable'}",
-                f"{MANAGE} sqlmigrate {app} {name}  # only these statements",
-                key=key,
-                indexes=run,
-                complete=progress.complete,
-            )
-            if unknown:
-                run_step.proven = False
-                run_step.unproven_why = (
-                    "whether its RunSQL/RunPython already ran cannot be checked"
-                )
-            steps.append(run_step)
-        steps.append(
-            RecordRows(
-                kind,
-                app,
-                name,
-                f"Record {', '.join(f'{a}.{n}' for a, n in rows)}",
-                "its schema is complete once the operations above ran",
-                f"{MANAGE} migrate {app} {name} --fake",
-                rows=rows,
-            )
-        )
-        return steps, ""
-    if kind == "inconsistent-history":
-        parent_label = str(ev["not_recorded"])
-        papp, _, pname = parent_label.partition(".")
-        parent = (papp, pname)
-        if parent in recorded_parent:
-            return [], ""  # one plan records a dependency once, for all its dependents
-        recorded_parent.add(parent)
-        state = ev["dependency_schema"]
-        record = RecordRows(
+    ], ""
+
+
+@planner("renamed-migration")
+def _plan_renamed_migration(p: PlanInput) -> tuple[list[Step], str]:
+    kind = p.finding.kind
+    app, name = p.finding.app, p.finding.migration
+    ev = p.finding.evidence
+    assert app is not None and name is not None
+    return [
+        RenameRow(
             kind,
-            papp,
-            pname,
-            f"Record {parent_label}",
-            f"{app}.{name} depends on it and is recorded",
-            "INSERT the row (Django's migrate refuses to run while the history is inconsistent)",
-            rows=[parent],
+            app,
+            name,
+            f"Rename the row of {app}.{ev['old_name']} to {app}.{name}",
+            f"{app}.{ev['old_name']} has no file; {app}.{name} is not recorded and its "
+            "whole effect is in the database",
+            "no Django command renames a row",
+            row_id=int(ev["row_id"]),
+            old_name=str(ev["old_name"]),
         )
-        if state == "present":
-            record.reason = f"its schema is present, and {app}.{name} depends on it"
-            return [record], ""
-        graph = snapshot.graph.graph
-        unapplied_parents = [
-            p.key
-            for p in graph.node_map[parent].parents
-            if p.key not in snapshot.graph.loader.applied_migrations
-        ]
-        if unapplied_parents:
-            return [], (
-                f"{parent_label} itself depends on unapplied "
-                f"{', '.join(f'{a}.{n}' for a, n in unapplied_parents)}: migrate those first"
-            )
-        complete: dict[int, list[Obj]] = {}
-        if state == "partial":
-            progress = _op_progress(snapshot, parent)
-            if progress.unsafe:
-                return [], f"{parent_label} is half applied inside an operation"
-            run, unknown, complete = progress.run, progress.unknown, progress.complete
-        else:
-            migration = graph.nodes[parent]
-            assert migration is not None
-            run = list(range(len(migration.operations)))
-            unknown = [
-                op.index for op in snapshot.expected.effects[parent].operations if op.opaque
+    ], ""
+
+
+@planner("duplicate-record")
+def _plan_duplicate_record(p: PlanInput) -> tuple[list[Step], str]:
+    kind = p.finding.kind
+    finding, app, name = p.finding, p.finding.app, p.finding.migration
+    ev = p.finding.evidence
+    assert app is not None and name is not None
+    extra = [i for i in ev["ids"] if i != ev["keep"]]
+    return [
+        DeleteRowIds(
+            kind,
+            app,
+            name,
+            f"Delete the extra rows of {app}.{name} (ids {', '.join(map(str, extra))})",
+            f"the row with id {ev['keep']} stays",
+            finding.fix.commands[0],
+            ids=extra,
+        )
+    ], ""
+
+
+@planner("multiple-leaves")
+def _plan_multiple_leaves(p: PlanInput) -> tuple[list[Step], str]:
+    from .files import merge_step
+
+    finding, app = p.finding, p.finding.app
+    snapshot = p.snapshot
+    assert app is not None
+    return merge_step(finding, snapshot)
+
+
+@planner("squash-ready")
+def _plan_squash_ready(p: PlanInput) -> tuple[list[Step], str]:
+    from .files import finalize_squash_step
+
+    finding = p.finding
+    snapshot = p.snapshot
+    return finalize_squash_step(finding, snapshot)
+
+
+@planner("missing-schema")
+def _plan_missing_schema(p: PlanInput) -> tuple[list[Step], str]:
+    kind = p.finding.kind
+    app, name = p.finding.app, p.finding.migration
+    ev = p.finding.evidence
+    snapshot = p.snapshot
+    assert app is not None and name is not None
+    effect = snapshot.expected.effects[(app, name)]
+    missing = [o for o in effect.creates if describe(o) in set(ev["missing"])]
+    return [
+        CreateMissing(
+            kind,
+            app,
+            name,
+            f"Re-create {', '.join(describe(o) for o in collapse(missing))}",
+            f"{app}.{name} is recorded and created them; they are absent",
+            f"{MANAGE} sqlmigrate {quote(app)} {quote(name)}  # the statements for these objects",
+            objects=collapse(missing),
+        )
+    ], ""
+
+
+@planner("table-exists")
+def _plan_table_exists(p: PlanInput) -> tuple[list[Step], str]:
+    kind = p.finding.kind
+    app, name = p.finding.app, p.finding.migration
+    ev = p.finding.evidence
+    snapshot = p.snapshot
+    assert app is not None and name is not None
+    effect = snapshot.expected.effects[(app, name)]
+    flag = "--fake-initial" if effect.initial else "--fake"
+    step = RecordRows(
+        kind,
+        app,
+        name,
+        f"Record {app}.{name} without running it",
+        "everything it does is already done: "
+        + ", ".join(
+            [*ev["present"], *(f"{n} removed" for n in ev.get("already_removed", []))][:6]
+        ),
+        f"{MANAGE} migrate {quote(app)} {quote(name)} {flag}",
+        rows=[(app, name)],
+    )
+    if effect.opaque:
+        step.proven = False
+        step.unproven_why = f"recording skips {', '.join(effect.opaque)}"
+    return [step], ""
+
+
+@planner("partially-applied", "squash-partial")
+def _plan_partially_applied(p: PlanInput) -> tuple[list[Step], str]:
+    kind = p.finding.kind
+    finding, app, name = p.finding, p.finding.app, p.finding.migration
+    ev = p.finding.evidence
+    snapshot = p.snapshot
+    allow_data_loss = p.allow_data_loss
+    assert app is not None and name is not None
+    key = (app, name)
+    progress = _op_progress(snapshot, key)
+    if progress.unsafe:
+        return _roll_back(finding, snapshot, key, progress.unsafe, allow_data_loss)
+    migration = snapshot.graph.graph.nodes[key]
+    assert migration is not None
+    run, unknown = progress.run, progress.unknown
+    rows = [key]
+    if kind == "squash-partial":
+        rows += snapshot.graph.loader.resolved_replaces(key)
+        rows = [r for r in rows if r not in snapshot.recorded]
+    steps: list[Step] = []
+    if run or progress.complete:
+        described = "; ".join(
+            [migration.operations[i].describe() for i in run]
+            + [
+                f"complete {migration.operations[i].describe()} "
+                f"({', '.join(describe(o) for o in objs)})"
+                for i, objs in sorted(progress.complete.items())
             ]
-        apply = RunOperations(
+        )
+        run_step = RunOperations(
             kind,
-            papp,
-            pname,
-            f"Apply {parent_label} for real (un-record {app}.{name}, apply, re-record: its "
-            "row stays as it is)",
-            f"{parent_label}'s schema is {state}",
-            f"{MANAGE} migrate {papp} {pname}",
-            key=parent,
+            app,
+            name,
+            f"Run the missing operation(s) of {app}.{name}: {described}",
+            f"present: {', '.join(ev.get('present', [])) or 'nothing'}; "
+            f"missing: {', '.join(ev.get('missing', [])) or 'nothing checkable'}",
+            f"{MANAGE} sqlmigrate {quote(app)} {quote(name)}  # only these statements",
+            key=key,
             indexes=run,
-            complete=complete,
+            complete=progress.complete,
         )
         if unknown:
-            apply.proven = False
-            apply.unproven_why = "it runs RunSQL/RunPython whose effect cannot be checked"
-        return [apply, record], ""
-    return [], "no automatic repair"
+            run_step.proven = False
+            run_step.unproven_why = "whether its RunSQL/RunPython already ran cannot be checked"
+        steps.append(run_step)
+    steps.append(
+        RecordRows(
+            kind,
+            app,
+            name,
+            f"Record {', '.join(f'{a}.{n}' for a, n in rows)}",
+            "its schema is complete once the operations above ran",
+            f"{MANAGE} migrate {quote(app)} {quote(name)} --fake",
+            rows=rows,
+        )
+    )
+    return steps, ""
+
+
+@planner("inconsistent-history")
+def _plan_inconsistent_history(p: PlanInput) -> tuple[list[Step], str]:
+    kind = p.finding.kind
+    app, name = p.finding.app, p.finding.migration
+    ev = p.finding.evidence
+    snapshot = p.snapshot
+    recorded_parent = p.recorded_parent
+    parent_label = str(ev["not_recorded"])
+    papp, _, pname = parent_label.partition(".")
+    parent = (papp, pname)
+    if parent in recorded_parent:
+        return [], ""  # one plan records a dependency once, for all its dependents
+    recorded_parent.add(parent)
+    state = ev["dependency_schema"]
+    record = RecordRows(
+        kind,
+        papp,
+        pname,
+        f"Record {parent_label}",
+        f"{app}.{name} depends on it and is recorded",
+        "INSERT the row (Django's migrate refuses to run while the history is inconsistent)",
+        rows=[parent],
+    )
+    if state == "present":
+        record.reason = f"its schema is present, and {app}.{name} depends on it"
+        return [record], ""
+    graph = snapshot.graph.graph
+    unapplied_parents = [
+        p.key
+        for p in graph.node_map[parent].parents
+        if p.key not in snapshot.graph.loader.applied_migrations
+    ]
+    if unapplied_parents:
+        return [], (
+            f"{parent_label} itself depends on unapplied "
+            f"{', '.join(f'{a}.{n}' for a, n in unapplied_parents)}: migrate those first"
+        )
+    complete: dict[int, list[Obj]] = {}
+    if state == "partial":
+        progress = _op_progress(snapshot, parent)
+        if progress.unsafe:
+            return [], f"{parent_label} is half applied inside an operation"
+        run, unknown, complete = progress.run, progress.unknown, progress.complete
+    else:
+        migration = graph.nodes[parent]
+        assert migration is not None
+        run = list(range(len(migration.operations)))
+        unknown = [op.index for op in snapshot.expected.effects[parent].operations if op.opaque]
+    apply = RunOperations(
+        kind,
+        papp,
+        pname,
+        f"Apply {parent_label} for real (un-record {app}.{name}, apply, re-record: its "
+        "row stays as it is)",
+        f"{parent_label}'s schema is {state}",
+        f"{MANAGE} migrate {quote(papp)} {quote(pname)}",
+        key=parent,
+        indexes=run,
+        complete=complete,
+    )
+    if unknown:
+        apply.proven = False
+        apply.unproven_why = "it runs RunSQL/RunPython whose effect cannot be checked"
+    return [apply, record], ""
 
 
 def _without_repeats(steps: list[Step], earlier: list[Step]) -> list[Step]:
@@ -757,3 +893,7 @@ def _without_repeats(steps: list[Step], earlier: list[Step]) -> list[Step]:
             ran.update((step.key, i) for i in [*step.indexes, *step.complete])
         kept.append(step)
     return kept
+
+
+# The kinds --fix can repair, in the order of their planners above.
+REPAIRABLE = tuple(PLANNERS)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,12 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from django.db import DatabaseError, transaction
+from django.db.migrations.recorder import MigrationRecorder
 
 from ..diagnose import Report, diagnose
+from ..findings import Finding
 from ..ledger import ensure_table, write_entry
-from ..snapshot import DoctorError
+from ..snapshot import DoctorError, first_line
 from ..snapshot.rows import RecordedRow
-from .backup import mirror_ledger, write_backup
+from .backup import mirror_ledger, stored_row, write_backup
+from .guard import check_plan
 from .lock import lock_in_transaction, repair_lock
 from .plan import Context, Plan, Step, build_plan
 
@@ -36,14 +36,26 @@ class RepairResult:
     declined: list[Step] = field(default_factory=list)
     after: Report | None = None
     ledger: list[dict[str, Any]] = field(default_factory=list)
+    # Why the guard refused the plan before anything changed (empty: it did not).
+    refused: list[str] = field(default_factory=list)
+    before: Report | None = None
+    # What went wrong after the repair committed (the ledger copy, the diagnosis after):
+    # reported with what was done, never instead of it.
+    problems: list[str] = field(default_factory=list)
+
+    def would_leave(self) -> list[Finding]:
+        """The findings a real run of this plan leaves (all of them when it is refused)."""
+        assert self.before is not None
+        if self.refused:
+            return list(self.before.findings)
+        settled = {id(f) for f in self.plan.covered}
+        return [f for f in self.before.findings if id(f) not in settled]
 
 
-def fault_point(name: str) -> None:
-    """Fault injection for the reliability tests: MIGRATION_DOCTOR_FAULT=<name> kills the
-    process right here, as a power cut or `kill -9` would."""
-    if os.environ.get("MIGRATION_DOCTOR_FAULT") == name:
-        sys.stdout.flush()
-        os.kill(os.getpid(), signal.SIGKILL)
+def checkpoint(name: str) -> None:
+    """Named moments of a repair (`after-backup`, `after-step-N`, `in-rows-N`) where an
+    interruption leaves a known state. Nothing happens here; the reliability tests replace
+    this function in their own manage.py to kill or hold the process at such a moment."""
 
 
 @contextmanager
@@ -59,8 +71,32 @@ def _locked_transaction(connection: Any) -> Iterator[None]:
 
 
 def _row(row: RecordedRow) -> dict[str, Any]:
-    applied = row.applied.isoformat() if row.applied else None
-    return {"id": row.id, "app": row.app, "name": row.name, "applied": applied}
+    return stored_row(row)  # exactly as stored, as the backup keeps it
+
+
+def _refuse_missing_file(report: Report) -> None:
+    """A SQLite file that does not exist is a fresh database: nothing to repair, and a
+    repair must not create it (its lock, its ledger would)."""
+    assert report.snapshot is not None
+    if report.snapshot.missing_file is not None:
+        raise DoctorError(
+            f"SQLite database file {report.snapshot.missing_file} does not exist yet: run "
+            "migrate first (--fix repairs an existing database, it never creates one)."
+        )
+
+
+def _mirror(result: RepairResult) -> None:
+    """Copy the ledger entries into the backup; after the commit a failure is a problem to
+    report beside what was done, not an exception that would hide it."""
+    if not result.ledger or result.backup is None:
+        return
+    try:
+        mirror_ledger(result.backup, result.ledger)
+    except DoctorError as exc:
+        result.problems.append(
+            f"{exc} The backup {result.backup} itself is intact, and the ledger table holds "
+            "what was done (--history)."
+        )
 
 
 def _trace(
@@ -115,14 +151,17 @@ def run_repair(
     labels = list(app_labels)
     if dry_run:
         report = diagnose(database, labels)
+        _refuse_missing_file(report)
         assert report.snapshot is not None
         plan = build_plan(report, only, allow_data_loss)
         plan.steps = _order(plan.steps)
-        result = RepairResult(plan, Context(report.snapshot), True)
+        result = RepairResult(plan, Context(report.snapshot), True, before=report)
+        result.refused = check_plan(result.context, plan.steps, allow_data_loss)
         if on_plan:
             on_plan(result)
         return result
     report = diagnose(database, labels)
+    _refuse_missing_file(report)
     assert report.snapshot is not None
     connection = report.snapshot.connection
     with repair_lock(connection, lock_timeout) as lock:
@@ -131,10 +170,12 @@ def run_repair(
         assert report.snapshot is not None
         plan = build_plan(report, only, allow_data_loss)
         plan.steps = _order(plan.steps)
-        result = RepairResult(plan, Context(report.snapshot), False, lock=lock)
+        result = RepairResult(plan, Context(report.snapshot), False, lock=lock, before=report)
+        # Before any question is asked and before the backup: nothing has changed yet.
+        result.refused = check_plan(result.context, plan.steps, allow_data_loss)
         if on_plan:
             on_plan(result)
-        if not plan.steps:
+        if not plan.steps or result.refused:
             result.after = report
             return result
         chosen: list[Step] = []
@@ -151,9 +192,14 @@ def run_repair(
             result.backup = write_backup(connection, backup_path)
             if on_backup:
                 on_backup(result.backup)
-            fault_point("after-backup")
+            checkpoint("after-backup")
             try:
                 ensure_table(connection)  # the first repair creates the ledger; diagnoses never do
+                if any(s.writes_rows for s in chosen):
+                    # django_migrations dropped (a dump restored without it): re-created as
+                    # Django's recorder does, before and outside the row transaction (SQLite's
+                    # schema editor refuses to run inside one, MySQL commits DDL).
+                    MigrationRecorder(connection).ensure_schema()
                 ctx = result.context
                 before = {row.key: row for row in ctx.snapshot.rows}
                 for step in [s for s in chosen if not s.writes_rows]:
@@ -164,7 +210,7 @@ def run_repair(
                     result.applied.append(step)
                     if on_step:
                         on_step(step, "done")
-                    fault_point(f"after-step-{len(result.applied)}")
+                    checkpoint(f"after-step-{len(result.applied)}")
                 rows = [s for s in chosen if s.writes_rows]
                 if rows:
                     # The row changes and their ledger entries commit together or not at all.
@@ -175,7 +221,7 @@ def run_repair(
                             sql = step.sql(ctx)
                             step.apply(ctx)
                             entries.append(_trace(ctx, step, sql, before, result.backup))
-                            fault_point(f"in-rows-{len(entries)}")
+                            checkpoint(f"in-rows-{len(entries)}")
                     result.ledger.extend(entries)
                     result.applied.extend(rows)
                     for step in rows:
@@ -184,13 +230,25 @@ def run_repair(
             except DatabaseError as exc:
                 # A user that may only read, a full disk, a lost server: one clear line.
                 done = f"{len(result.applied)} step(s) were applied before it"
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                _mirror(result)
                 raise DoctorError(
-                    f"The database refused a write ({first}); {done}. The backup is "
-                    f"{result.backup}; diagnose again to see the state."
+                    " ".join(
+                        [
+                            f"The database refused a write ({first_line(exc)}); {done}. The "
+                            f"backup is {result.backup}; diagnose again to see the state.",
+                            *result.problems,
+                        ]
+                    )
                 ) from exc
-            finally:
-                if result.ledger:
-                    mirror_ledger(result.backup, result.ledger)
-    result.after = diagnose(database, labels)
+            except BaseException:
+                _mirror(result)  # interrupted: still trace what committed
+                raise
+            _mirror(result)
+    try:
+        result.after = diagnose(database, labels)
+    except (DoctorError, DatabaseError) as exc:
+        result.problems.append(
+            f"The diagnosis after the repair failed ({first_line(exc)}); run migration_doctor "
+            "again to see the state."
+        )
     return result

@@ -71,9 +71,11 @@ def _error_location(exc: BaseException, module_file: str | None) -> tuple[str | 
         for frame in reversed(frames):
             if Path(frame.filename) == Path(module_file):
                 return frame.filename, frame.lineno
+    own = str(Path(__file__).resolve().parent.parent)  # the doctor's frames are not the cause
     for frame in reversed(frames):
-        if "importlib" not in frame.filename and "/django/" not in frame.filename:
-            return frame.filename, frame.lineno
+        name = frame.filename
+        if "importlib" not in name and "/django/" not in name and not name.startswith(own + "/"):
+            return name, frame.lineno
     return module_file, None
 
 

@@ -17,6 +17,9 @@ class Column:
     name: str
     type: str  # as the catalog spells it, lower-cased ("character varying(100)", "int(11)")
     null: bool
+    # Whether the database fills the column when an INSERT leaves it out (a DEFAULT, an
+    # identity or auto-increment, a generated column); None where the reader cannot tell.
+    default: bool | None = None
 
 
 @dataclass
@@ -41,8 +44,9 @@ class ForeignKey:
 @dataclass
 class Table:
     name: str
-    # "table", "view" (PostgreSQL materialized views too) or "virtual" (SQLite virtual
-    # table: FTS5, R*Tree...). Only a "table" declares its columns' types and NOT NULL.
+    # "table", "view" (PostgreSQL materialized views too), "virtual" (SQLite virtual
+    # table: FTS5, R*Tree...) or "shadow" (the SQLite tables a virtual table stores its data
+    # in: x_data, x_idx...). Only a "table" (or "shadow") declares its columns' types.
     kind: str = "table"
     columns: dict[str, Column] = field(default_factory=dict)
     indexes: dict[str, Index] = field(default_factory=dict)
@@ -103,6 +107,14 @@ class LiveSchema:
 
     def has_column(self, table: str, column: str) -> bool:
         return self.column(table, column) is not None
+
+    def has_object(self, obj: tuple[str, ...]) -> bool:
+        """("table", t) / ("column", t, c) / ("constraint", t, name), as expected.py names them."""
+        if obj[0] == "table":
+            return self.has_table(obj[1])
+        if obj[0] == "column":
+            return self.has_column(obj[1], obj[2])
+        return self.has_constraint(obj[1], obj[2])
 
     def has_constraint(self, table: str, name: str) -> bool:
         tbl = self.table(table)

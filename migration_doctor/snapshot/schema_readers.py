@@ -86,15 +86,35 @@ def _add_foreign_keys(tables: dict[str, Table], rows: Iterable[_FkRow]) -> None:
 # Columns of ordinary tables, and the list of every object. Views and virtual tables get
 # no columns here: pragma_table_xinfo on a view whose table was dropped (or a virtual
 # table whose module is missing) aborts the *whole* statement, so they have their own.
+# {list} is pragma_table_list's type ("shadow" for a virtual table's storage) where SQLite
+# has it (3.37+), else NULL.
 _SQLITE_OBJECTS = """
-SELECT m.name, m.type, m.rootpage, m.sql, c.name, c.type, c."notnull", c.pk, c.hidden
+SELECT m.name, m.type, m.rootpage, m.sql, {list}, c.name, c.type, c."notnull", c.pk, c.hidden,
+       c.dflt_value
 FROM sqlite_master AS m
 LEFT JOIN pragma_table_xinfo(
     CASE WHEN m.type = %s AND m.rootpage > 0 THEN m.name END, %s
-) AS c
+) AS c{join}
 WHERE m.type IN (%s, %s) AND m.name NOT LIKE %s ESCAPE %s
 ORDER BY m.name, c.cid
 """
+_SQLITE_TABLE_LIST = {
+    "list": "tl.type",
+    "join": "\nLEFT JOIN pragma_table_list(m.name) AS tl ON tl.schema = %s",
+}
+_SQLITE_NO_TABLE_LIST = {"list": "NULL", "join": ""}
+
+# Before SQLite 3.37 (no pragma_table_list), the shadow tables of the virtual table modules
+# SQLite ships, by name: <virtual table>_<suffix>.
+_SHADOW_SUFFIXES = {
+    "fts5": ("data", "idx", "content", "docsize", "config"),
+    "fts4": ("content", "segments", "segdir", "docsize", "stat"),
+    "fts3": ("content", "segments", "segdir", "docsize", "stat"),
+    "rtree": ("node", "parent", "rowid"),
+    "rtree_i32": ("node", "parent", "rowid"),
+    "geopoly": ("node", "parent", "rowid"),
+}
+_USING = re.compile(r"\bUSING\s+([\w]+)", re.IGNORECASE)
 
 _SQLITE_VIEW_COLUMNS = """
 SELECT m.name, c.name, c.type, c."notnull", c.pk, c.hidden
@@ -244,19 +264,36 @@ def _parse_sqlite_create(sql: str | None) -> _SqliteNames:
 
 
 def _sqlite_column(row: Sequence[Any]) -> Column | None:
-    """A table_xinfo row (name, type, notnull, pk, hidden) as a Column, or None to skip.
+    """A table_xinfo row (name, type, notnull, pk, hidden[, dflt_value]) as a Column, or None.
 
     hidden 1 is a virtual table's hidden column; 2 and 3 are generated columns, which are
     real. A rowid alias (INTEGER PRIMARY KEY) is reported nullable but never holds NULL.
     """
-    name, type_, notnull, pk, hidden = row
+    name, type_, notnull, pk, hidden, *default = row
     if name is None or hidden == 1:
         return None
-    return Column(name, (type_ or "").lower(), null=not notnull and not pk)
+    filled: bool | None = None  # views' columns: not known
+    if default:
+        # A DEFAULT, a generated column, or the rowid alias that SQLite fills itself.
+        integer_key = pk and (type_ or "").lower() == "integer"
+        filled = default[0] is not None or hidden in (2, 3) or bool(integer_key)
+    return Column(name, (type_ or "").lower(), null=not notnull and not pk, default=filled)
 
 
 def _same_columns(a: Sequence[str], b: Sequence[str]) -> bool:
     return [c.lower() for c in a] == [c.lower() for c in b]
+
+
+def _shadows_by_name(modules: dict[str, str], tables: dict[str, Table]) -> list[str]:
+    """Shadow tables of SQLite's own virtual table modules, where SQLite cannot say (< 3.37)."""
+    folded = {name.lower(): name for name, t in tables.items() if t.kind == "table"}
+    found = []
+    for virtual, module in modules.items():
+        for suffix in _SHADOW_SUFFIXES.get(module, ()):
+            name = folded.get(f"{virtual}_{suffix}".lower())
+            if name is not None:
+                found.append(name)
+    return found
 
 
 def read_sqlite(connection: BaseDatabaseWrapper) -> LiveSchema:
@@ -277,22 +314,38 @@ def read_sqlite(connection: BaseDatabaseWrapper) -> LiveSchema:
             if row[3]:
                 pks.setdefault(table, []).append((row[3], column.name))
 
+    library = getattr(connection, "Database", None)  # the sqlite3 module Django uses
+    table_list = getattr(library, "sqlite_version_info", (0,)) >= (3, 37)
+    objects_sql = _SQLITE_OBJECTS.format(
+        **(_SQLITE_TABLE_LIST if table_list else _SQLITE_NO_TABLE_LIST)
+    )
+    modules: dict[str, str] = {}  # virtual table -> module, for _shadows_by_name
     with connection.cursor() as cursor:
         q = _Queries(cursor)
-        for name, kind, rootpage, sql, *column in q.fetch(
-            _SQLITE_OBJECTS, ["table", "main", "table", "view", *_NOT_INTERNAL]
+        for name, kind, rootpage, sql, listed, *column in q.fetch(
+            objects_sql,
+            ["table", "main", *(["main"] if table_list else []), "table", "view", *_NOT_INTERNAL],
         ):
             if name not in tables:
-                # A virtual table (FTS5, R*Tree...) is a "table" without storage of its own.
+                # A virtual table (FTS5, R*Tree...) is a "table" without storage of its own;
+                # its shadow tables (x_data, x_idx...) are its storage, ordinary otherwise.
                 virtual = kind == "table" and not rootpage
-                tables[name] = Table(
-                    name, kind="view" if kind == "view" else "virtual" if virtual else "table"
-                )
-                if kind == "view" or not rootpage:
+                if kind == "view" or virtual:
+                    kind = "virtual" if virtual else "view"
+                else:
+                    kind = "shadow" if listed == "shadow" else "table"
+                tables[name] = Table(name, kind=kind)
+                if kind in ("view", "virtual"):
                     no_storage.append(name)
+                    using = _USING.search(sql or "") if virtual else None
+                    if using:
+                        modules[name] = using.group(1).lower()
                 else:
                     create_sql[name] = sql or ""
             add_column(name, column)
+        if not table_list:
+            for shadow in _shadows_by_name(modules, tables):
+                tables[shadow].kind = "shadow"
 
         try:
             rows = q.fetch(_SQLITE_VIEW_COLUMNS, ["main", "view", "table", *_NOT_INTERNAL])
@@ -384,7 +437,8 @@ _PG_SYSTEM_SCHEMAS = ["pg_catalog", "information_schema", "pg_toast"]
 
 _PG_COLUMNS = f"""
 SELECT t.relname::text, t.relkind::text, a.attname::text,
-       pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull
+       pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
+       a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''
 FROM pg_catalog.pg_class AS t
 JOIN pg_catalog.pg_namespace AS n ON n.oid = t.relnamespace
 LEFT JOIN pg_catalog.pg_attribute AS a
@@ -450,12 +504,14 @@ def read_postgresql(connection: BaseDatabaseWrapper) -> LiveSchema:
     relation = [_PG_KINDS, _PG_SYSTEM_SCHEMAS]
     with connection.cursor() as cursor:
         q = _Queries(cursor)
-        for name, kind, column, type_, notnull in q.fetch(_PG_COLUMNS, relation):
+        for name, kind, column, type_, notnull, default in q.fetch(_PG_COLUMNS, relation):
             table = tables.get(name)
             if table is None:
                 table = tables[name] = Table(name, kind="view" if kind in ("v", "m") else "table")
             if column is not None:
-                table.columns[column] = Column(column, type_.lower(), null=not notnull)
+                table.columns[column] = Column(
+                    column, type_.lower(), null=not notnull, default=bool(default)
+                )
 
         for name, index, unique, primary, valid, columns in q.fetch(_PG_INDEXES, relation):
             if name in tables:
@@ -486,13 +542,16 @@ def read_postgresql(connection: BaseDatabaseWrapper) -> LiveSchema:
 # join on information_schema and would scan every database on the server.
 _MYSQL_OBJECTS = """
 SELECT 0 AS part, TABLE_NAME AS table_name, TABLE_TYPE AS table_type,
-       NULL AS column_name, NULL AS column_type, NULL AS is_nullable, 0 AS position
+       NULL AS column_name, NULL AS column_type, NULL AS is_nullable, 0 AS position,
+       0 AS has_default
 FROM information_schema.TABLES
 WHERE TABLE_SCHEMA = DATABASE()
 UNION ALL
 SELECT 1 AS part, TABLE_NAME AS table_name, NULL AS table_type,
        COLUMN_NAME AS column_name, COLUMN_TYPE AS column_type,
-       IS_NULLABLE AS is_nullable, ORDINAL_POSITION AS position
+       IS_NULLABLE AS is_nullable, ORDINAL_POSITION AS position,
+       COLUMN_DEFAULT IS NOT NULL OR EXTRA LIKE '%%auto_increment%%'
+           OR EXTRA LIKE '%%GENERATED%%' AS has_default
 FROM information_schema.COLUMNS
 WHERE TABLE_SCHEMA = DATABASE()
 """
@@ -533,16 +592,20 @@ def read_mysql(connection: BaseDatabaseWrapper) -> LiveSchema:
         q = _Queries(cursor)
         rows = q.fetch(_MYSQL_OBJECTS, [])
         columns = []
-        for part, name, kind, column, type_, nullable, position in rows:
+        for part, name, kind, column, type_, nullable, position, default in rows:
             name = _text(name)
             if part == 0:
                 tables[name] = Table(name, kind="view" if _text(kind) == "VIEW" else "table")
             else:
-                columns.append((name, int(position), _text(column), _text(type_), nullable))
-        for name, _pos, column, type_, nullable in sorted(columns, key=lambda c: c[:2]):
+                columns.append(
+                    (name, int(position), _text(column), _text(type_), nullable, default)
+                )
+        for name, _pos, column, type_, nullable, default in sorted(columns, key=lambda c: c[:2]):
             table = _known(tables, name)
             if table is not None:
-                table.columns[column] = Column(column, type_.lower(), _text(nullable) == "YES")
+                table.columns[column] = Column(
+                    column, type_.lower(), _text(nullable) == "YES", default=bool(int(default))
+                )
 
         for name, index, non_unique, column in q.fetch(_MYSQL_INDEXES, []):
             table = _known(tables, _text(name))

@@ -1,7 +1,8 @@
 """Settings for the bundled project; the backend comes from MIGRATION_DOCTOR_DB.
 
 MIGRATION_DOCTOR_DB: sqlite (default), postgres or mysql.
-MIGRATION_DOCTOR_SQLITE: path of the SQLite file (default testproject/db.sqlite3).
+MIGRATION_DOCTOR_SQLITE: path of the SQLite file (default testproject/demo.sqlite3, the
+database `python testproject/demo.py` breaks, so the README's commands after the demo read it).
 PGHOST/PGPORT/PGUSER/PGPASSWORD and MYSQL_HOST/MYSQL_PORT/MYSQL_USER/MYSQL_PASSWORD
 override the local servers' defaults.
 """
@@ -86,7 +87,7 @@ BACKEND = os.environ.get("MIGRATION_DOCTOR_DB", "sqlite")
 DATABASES = {
     "default": database(
         BACKEND,
-        os.environ.get("MIGRATION_DOCTOR_SQLITE", str(BASE_DIR / "db.sqlite3"))
+        os.environ.get("MIGRATION_DOCTOR_SQLITE", str(BASE_DIR / "demo.sqlite3"))
         if BACKEND == "sqlite"
         else os.environ.get("MIGRATION_DOCTOR_DB_NAME", "migration_doctor"),
     )

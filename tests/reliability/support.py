@@ -28,8 +28,9 @@ from .. import helpers as h
 
 ROOT = Path(__file__).resolve().parents[2]
 MANAGE = ROOT / "testproject" / "manage.py"
-# manage.py with one test hook: MIGRATION_DOCTOR_PAUSE=<fault point> waits there.
-PAUSING_MANAGE = Path(__file__).with_name("pausing_manage.py")
+# manage.py with the fault injection: MIGRATION_DOCTOR_FAULT=<checkpoint> kills the repair
+# there, MIGRATION_DOCTOR_PAUSE=<checkpoint> holds it there.
+FAULTY_MANAGE = Path(__file__).with_name("faulty_manage.py")
 CONNECTION_KEYS = ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
 # Inherited settings that would change what the child does.
 SCRUBBED_ENV = ("MIGRATION_DOCTOR_FAULT", "MIGRATION_DOCTOR_PAUSE", "DJANGO_SETTINGS_MODULE")

@@ -8,7 +8,6 @@ tests/test_repair.py (--restore refusing missing/truncated/edited files).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from migration_doctor.repair.backup import write_backup
+from migration_doctor.repair.backup import checksum, write_backup
 from migration_doctor.snapshot import CONNECT_TIMEOUT
 
 from .. import helpers as h
@@ -198,13 +197,20 @@ def test_silent_server_respects_the_configured_connect_timeout(
 
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite files")
-def test_missing_sqlite_file_is_one_line_and_not_created(tmp_path: Path, project: Project) -> None:
+def test_missing_sqlite_file_is_a_fresh_database_and_not_created(
+    tmp_path: Path, project: Project
+) -> None:
+    """Before the first migrate: diagnosed as empty (exit 0, the file named); --fix refuses
+    in one line. More: tests/test_missing_sqlite.py."""
     missing = tmp_path / "missing.sqlite3"
     settings = project.settings(
         {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(missing)}}
     )
-    assert_one_line(project.run(settings), f"SQLite database file {missing} does not exist")
-    assert_one_line(project.run(settings, "--fix", "--noinput"), "does not exist")
+    run = project.run(settings)
+    assert run.returncode == 0, run
+    assert run.stderr_lines == [], run
+    assert "I005 database-missing" in run.stdout and str(missing) in run.stdout, run
+    assert_one_line(project.run(settings, "--fix", "--noinput"), "does not exist", "migrate")
     assert not missing.exists()  # opening it would have created an empty database
 
 
@@ -300,9 +306,7 @@ def test_broken_migration_modules_are_findings_and_the_rest_is_diagnosed(
 
 def _resign(document: dict[str, Any]) -> None:
     """Recompute the checksum, as a tool (or a careful hand) rewriting the file would."""
-    document["sha256"] = hashlib.sha256(
-        json.dumps(document["rows"], sort_keys=True).encode()
-    ).hexdigest()
+    document["sha256"] = checksum(document)
 
 
 def _damage(path: Path, how: str) -> None:
@@ -329,7 +333,10 @@ def _damage(path: Path, how: str) -> None:
         if how == "id not a number":
             row["id"] = "1; DROP TABLE django_migrations"
         elif how == "applied not a date":
-            row["applied"] = "yesterday"
+            # A server stores timestamps only. SQLite keeps any text (a backup must put
+            # 'yesterday' back, tests/reliability/test_backup_roundtrip.py): there only a
+            # value no column can hold is malformed.
+            row["applied"] = "yesterday" if BACKEND != "sqlite" else ["yesterday"]
         elif how == "applied missing":
             del row["applied"]
         elif how == "duplicate ids":

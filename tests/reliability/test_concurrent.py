@@ -2,7 +2,7 @@
 seconds, then exits 2 saying another repair holds the lock, or gets the lock once the first
 has finished and finds nothing left to do (`--restore` and `--migrate` wait the same way).
 The first is held in the middle of its repair (after a schema step, holding the lock) by
-tests/reliability/pausing_manage.py.
+tests/reliability/faulty_manage.py.
 
 In one process with two connections: tests/test_repair.py::test_second_repair_waits_then_exits_2.
 """
@@ -21,7 +21,7 @@ from migration_doctor.repair.lock import LockHeld, repair_lock
 
 from .. import helpers as h
 from ..conftest import BACKEND, add_alias, remove_alias
-from .support import FAST, PAUSING_MANAGE, Project, assert_one_line, db_config
+from .support import FAST, FAULTY_MANAGE, Project, assert_one_line, db_config
 from .test_interrupted import PLAN, SCHEMA_STEPS, break_database, dump, expected_state, kinds
 
 LOCK_TIMEOUT = 1.0
@@ -43,7 +43,7 @@ def test_second_repair_waits_for_the_first_and_never_interleaves(
     first_backup = tmp_path / "first.json"
     first = project.start(
         settings, "--fix", "--noinput", "--backup", str(first_backup),
-        script=PAUSING_MANAGE,
+        script=FAULTY_MANAGE,
         env={
             "MIGRATION_DOCTOR_PAUSE": "after-step-1",
             "MIGRATION_DOCTOR_PAUSED": str(paused),

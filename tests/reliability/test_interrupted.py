@@ -1,7 +1,8 @@
-"""A repair killed with SIGKILL at every point between its steps (MIGRATION_DOCTOR_FAULT, the
-fault points of migration_doctor/repair/run.py), in a real `manage.py migration_doctor --fix`
-process: the database is exactly as before or as after each completed step, the backup is on
-disk and valid, the next diagnosis names what remains, and a second --fix finishes it.
+"""A repair killed with SIGKILL at every point between its steps (MIGRATION_DOCTOR_FAULT of
+tests/reliability/faulty_manage.py, at the checkpoints of repair/run.py), in a real
+`manage.py migration_doctor --fix` process: the database is exactly as before or as after
+each completed step, the backup is on disk and valid, the next diagnosis names what remains,
+and a second --fix finishes it.
 
 A failure inside one schema step (the connection lost between two operations of one
 migration): tests/test_repair_graph.py::test_interrupted_repair_leaves_whole_operations and
@@ -27,7 +28,7 @@ from migration_doctor.repair import run_repair
 from migration_doctor.repair.backup import read_backup
 
 from .. import helpers as h
-from .support import Project
+from .support import FAULTY_MANAGE, Project
 
 # The plan, in the order run_repair() carries it out: schema steps one by one, then every
 # row change in one transaction.
@@ -123,6 +124,7 @@ def test_killed_repair_leaves_a_known_state_that_the_next_fix_finishes(
         "--backup",
         str(backup),
         env={"MIGRATION_DOCTOR_FAULT": fault},
+        script=FAULTY_MANAGE,
     )
     assert run.returncode == -signal.SIGKILL, run
     completed = FAULTS[fault]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -9,6 +10,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
@@ -19,11 +21,17 @@ from migration_doctor.diagnose import Report, diagnose, migrated_aliases
 from migration_doctor.findings import KINDS
 from migration_doctor.ledger import read_ledger
 from migration_doctor.render.github import render_github
-from migration_doctor.render.json import render_json
+from migration_doctor.render.json import render_json, render_json_targets
 from migration_doctor.render.repair import render_outcome, render_plan
 from migration_doctor.render.text import render_text
 from migration_doctor.repair import RepairResult, run_repair
-from migration_doctor.repair.backup import read_backup, restore, write_backup
+from migration_doctor.repair.backup import (
+    foreign,
+    read_backup,
+    refusal,
+    restore,
+    write_backup,
+)
 from migration_doctor.repair.lock import repair_lock
 from migration_doctor.repair.plan import REPAIRABLE, Step
 from migration_doctor.snapshot import DoctorError, get_connection
@@ -42,6 +50,96 @@ def _base_dir() -> Path:
     from django.conf import settings
 
     return Path(getattr(settings, "BASE_DIR", None) or Path.cwd())
+
+
+# Each mode and the options that belong to it alone; an option given outside its mode, or
+# two modes at once, is a usage error rather than silently ignored.
+MODES = ("fix", "restore", "history", "migrate", "compare", "write_baseline", "all_databases")
+ONLY_WITH = {
+    "dry_run": ("fix",),
+    "only": ("fix",),
+    "backup": ("fix",),
+    "allow_data_loss": ("fix",),
+    "lock_timeout": ("fix", "restore", "migrate"),
+    "restore_anywhere": ("restore",),
+    "interactive": ("fix", "restore"),
+    "fail_on": ("", "all_databases", "fix"),
+    "deploy": ("", "all_databases"),
+    "baseline": ("", "all_databases"),
+    "import_timeout": ("", "all_databases"),
+}
+FORMATS = {
+    "": ("text", "json", "github"),
+    "all_databases": ("text", "json", "github"),
+    "fix": ("text", "json"),
+    "history": ("text", "json"),
+    "compare": ("text", "json"),
+    "restore": ("text",),
+    "migrate": ("text",),
+    "write_baseline": ("text",),
+}
+DEFAULTS = {
+    "dry_run": False,
+    "only": None,
+    "backup": None,
+    "allow_data_loss": False,
+    "lock_timeout": 0.0,
+    "restore_anywhere": False,
+    "interactive": True,
+    "fail_on": "error",
+    "deploy": False,
+    "baseline": None,
+    "import_timeout": DEFAULT_TIMEOUT,
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + {"interactive": "noinput"}.get(name, name).replace("_", "-")
+
+
+def _given(options: dict[str, Any], name: str) -> bool:
+    value = options.get(name)
+    return value is not None if name == "write_baseline" else bool(value)
+
+
+def check_options(options: dict[str, Any]) -> None:
+    """Refuse combinations the command would otherwise ignore."""
+    modes = [m for m in MODES if _given(options, m)]
+    if len(modes) > 1:
+        raise DoctorError(f"{_flag(modes[0])} and {_flag(modes[1])} cannot be combined.")
+    mode = modes[0] if modes else ""
+    for name, allowed in ONLY_WITH.items():
+        if options.get(name, DEFAULTS[name]) != DEFAULTS[name] and mode not in allowed:
+            where = " or ".join(_flag(m) if m else "a diagnosis" for m in allowed)
+            raise DoctorError(f"{_flag(name)} goes with {where}.")
+    fmt = options.get("format", "text")
+    if fmt not in FORMATS[mode]:
+        raise DoctorError(
+            f"--format {fmt} is not available with {_flag(mode)} "
+            f"(choose from: {', '.join(FORMATS[mode])})."
+        )
+    if mode == "all_databases" and options.get("database", DEFAULT_DB_ALIAS) != DEFAULT_DB_ALIAS:
+        raise DoctorError("--all-databases and --database cannot be combined.")
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def ask(prompt: str) -> str:
+    """A question on the terminal; without one (CI, `</dev/null`) a one-line refusal."""
+    if not _stdin_is_terminal():
+        raise DoctorError(
+            "Standard input is not a terminal, so the confirmation cannot be asked: "
+            "pass --noinput to go ahead without questions."
+        )
+    try:
+        return input(prompt)
+    except EOFError:
+        raise DoctorError(
+            "Standard input closed before the confirmation was answered: pass --noinput "
+            "to go ahead without questions."
+        ) from None
 
 
 class Command(BaseCommand):
@@ -178,7 +276,15 @@ class Command(BaseCommand):
         repair.add_argument(
             "--restore",
             metavar="PATH",
-            help="Put django_migrations back exactly as a backup file recorded it.",
+            help="Put django_migrations back exactly as a backup file recorded it. A backup of "
+            "another database (another vendor, SQLite file, server or database name) is "
+            "refused.",
+        )
+        repair.add_argument(
+            "--restore-anywhere",
+            action="store_true",
+            help="With --restore: restore a backup taken from another database (or one that "
+            "does not say which) into --database anyway.",
         )
 
     # The watcher MigrationDoctorConfig installed during django.setup() (command line only),
@@ -194,9 +300,14 @@ class Command(BaseCommand):
         try:
             try:
                 super().run_from_argv(argv)
+                sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
             except CommandError as exc:
                 traceback.print_exc()
                 sys.exit(exc.returncode)
+            except BrokenPipeError:
+                # The reader went away (`| head`): stop quietly, as command-line tools do.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                sys.exit(1)
         except SystemExit as exc:
             self.leave(exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1)
             raise
@@ -224,11 +335,10 @@ class Command(BaseCommand):
 
     def dispatch(self, options: dict[str, Any]) -> None:
         try:
+            check_options(options)
             if options["restore"]:
                 self.restore(options)
                 return
-            if (options["dry_run"] or options["only"]) and not options["fix"]:
-                raise DoctorError("--dry-run and --only go with --fix.")
             if options["history"]:
                 status = self.history(options)
             elif options["migrate"]:
@@ -245,7 +355,8 @@ class Command(BaseCommand):
                 report = self.diagnose(options["database"], options, watch=True)
                 self.render(report, options)
                 status = 1 if report.fails(options["fail_on"]) else 0
-        except DoctorError as exc:
+        except (DoctorError, ImproperlyConfigured) as exc:
+            # A bad MIGRATION_DOCTOR setting is bad input too: one line, status 2.
             raise CommandError(str(exc), returncode=2) from exc
         if status:
             sys.exit(status)
@@ -277,7 +388,8 @@ class Command(BaseCommand):
         return report
 
     def locked_migrate(self, options: dict[str, Any]) -> int:
-        connection = get_connection(options["database"])
+        # migrate creates a SQLite file that does not exist yet, as the first migrate does.
+        connection = get_connection(options["database"], missing_ok=True)
         labels = options["app_label"]
         if len(labels) > 1:
             raise DoctorError("--migrate takes at most one app label, as migrate does.")
@@ -295,6 +407,10 @@ class Command(BaseCommand):
         return 0
 
     def history(self, options: dict[str, Any]) -> int:
+        """The ledger's rows are data anyone with write access could have written: the text
+        shows() every field, the JSON keeps them exact."""
+        from migration_doctor.render.safe import json_safe, shown
+
         connection = get_connection(options["database"])
         entries = read_ledger(connection)
         if options["format"] == "json":
@@ -303,7 +419,8 @@ class Command(BaseCommand):
                 "database": connection.alias,
                 "repairs": [e.as_dict() for e in entries],
             }
-            self.stdout.write(json.dumps(document, indent=2, default=str) + "\n", ending="")
+            text = json.dumps(document, indent=2, default=str)
+            self.stdout.write(json_safe(text) + "\n", ending="")
             return 0
         if not entries:
             self.stdout.write(f"No repairs recorded on database {connection.alias!r}.")
@@ -312,12 +429,14 @@ class Command(BaseCommand):
             f"{len(entries)} repair step(s) recorded on database {connection.alias!r}:"
         )
         for e in entries:
+            rows = shown(", ".join(e.rows)) or "(no rows)"
             self.stdout.write(
-                f"  #{e.id} {e.created:%Y-%m-%d %H:%M:%S} [{e.kind}] {e.step}\n"
-                f"      {e.action} {', '.join(e.rows) or '(no rows)'}; by {e.user}@{e.host}; "
-                f"migration_doctor {e.doctor_version}, Django {e.django_version}\n"
-                f"      because: {e.reason}\n"
-                f"      backup: {e.backup}"
+                f"  #{e.id} {e.created:%Y-%m-%d %H:%M:%S} [{shown(e.kind)}] {shown(e.step)}\n"
+                f"      {shown(e.action)} {rows}; by {shown(e.user)}@{shown(e.host)}; "
+                f"migration_doctor {shown(e.doctor_version)}, "
+                f"Django {shown(e.django_version)}\n"
+                f"      because: {shown(e.reason)}\n"
+                f"      backup: {shown(e.backup)}"
             )
         return 0
 
@@ -340,23 +459,23 @@ class Command(BaseCommand):
 
     def all_databases(self, options: dict[str, Any]) -> int:
         worst = 0
-        reports: list[dict[str, Any]] = []
+        reports: list[Report] = []
+        errors: dict[str, str] = {}
         for alias in migrated_aliases():
             try:
                 report = self.diagnose(alias, options)
             except DoctorError as exc:
                 self.stderr.write(str(exc))
-                reports.append({"version": 1, "database": alias, "error": str(exc)})
+                errors[alias] = str(exc)
                 worst = 2
                 continue
-            if options["format"] == "json":
-                reports.append(report.as_dict())
-            else:
+            reports.append(report)
+            if options["format"] != "json":
                 self.render(report, options)
                 self.stdout.write("")
             worst = max(worst, 1 if report.fails(options["fail_on"]) else 0)
         if options["format"] == "json":
-            self.stdout.write(json.dumps(reports, indent=2, default=str) + "\n", ending="")
+            self.stdout.write(render_json_targets(reports, errors, options["fail_on"]), ending="")
         return worst
 
     # -- output ------------------------------------------------------------------------
@@ -394,6 +513,8 @@ class Command(BaseCommand):
                 )
         as_json = options["format"] == "json"
         interactive = options["interactive"] and not options["dry_run"] and not as_json
+        if interactive and not _stdin_is_terminal():
+            ask("")  # refuses in one line before any work, as it would at the first question
         numbers: dict[int, int] = {}
 
         def on_plan(result: RepairResult) -> None:
@@ -402,7 +523,7 @@ class Command(BaseCommand):
                 self.stdout.write(render_plan(result), ending="")
 
         def confirm(step: Step) -> str:
-            answer = input(
+            answer = ask(
                 f"Apply step {numbers.get(id(step), '?')} ({step.title})? "
                 "[y]es/[n]o/[a]ll/[q]uit: "
             )
@@ -440,9 +561,11 @@ class Command(BaseCommand):
                         "skipped": [
                             {**f.as_dict(), "reason": why} for f, why in result.plan.skipped
                         ],
+                        "refused": result.refused,
                         "backup": str(result.backup) if result.backup else None,
                         "applied": len(result.applied),
                         "after": result.after.as_dict() if result.after else None,
+                        "problems": result.problems,
                     },
                     indent=2,
                     default=str,
@@ -460,18 +583,30 @@ class Command(BaseCommand):
                     ),
                     ending="",
                 )
+        for problem in result.problems:  # after the commit: beside what was done, not instead
+            self.stderr.write(f"warning: {problem}")
+        if result.refused:
+            return 1
         if result.dry_run:
-            return 0
+            # What a real run would leave behind decides, as it would after --fix.
+            assert result.before is not None
+            left = dataclasses.replace(result.before, findings=result.would_leave())
+            return 1 if left.fails(options["fail_on"]) else 0
         after = result.after
+        if after is None and result.problems:
+            return 2  # repaired, but what it left could not be diagnosed
         return 1 if after is not None and after.fails(options["fail_on"]) else 0
 
     def restore(self, options: dict[str, Any]) -> None:
         path = Path(options["restore"])
         document = read_backup(path)  # refuses a missing, truncated or edited file first
         connection = get_connection(options["database"])
+        why = foreign(document, connection)  # another database's backup, before any question
+        if why and not options["restore_anywhere"]:
+            raise refusal(path, why, connection)
         rows = document["rows"]
         if options["interactive"]:
-            answer = input(
+            answer = ask(
                 f"Replace every row of django_migrations on {connection.alias!r} with the "
                 f"{len(rows)} rows of {path}? [y/N]: "
             )
@@ -480,7 +615,7 @@ class Command(BaseCommand):
                 return
         with repair_lock(connection, options["lock_timeout"]):
             safety = write_backup(connection, None)
-            count = restore(connection, path)
+            count = restore(connection, path, anywhere=options["restore_anywhere"])
         self.stdout.write(
             f"Restored {count} rows into django_migrations on {connection.alias!r} "
             f"(the rows it replaced are in {safety})."

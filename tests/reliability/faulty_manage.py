@@ -1,12 +1,17 @@
-"""testproject/manage.py with one test hook, for the concurrent-repair tests.
+"""testproject/manage.py with the reliability suite's fault injection (never shipped).
 
-MIGRATION_DOCTOR_PAUSE=<fault point> makes the repair stop at that point of
-migration_doctor/repair/run.py (where MIGRATION_DOCTOR_FAULT would kill it), create the file
-MIGRATION_DOCTOR_PAUSED and wait until the file MIGRATION_DOCTOR_RELEASE exists: a repair
-held in the middle, holding its lock, for as long as the test wants.
+At the named checkpoints of migration_doctor/repair/run.py (`after-backup`,
+`after-step-N`, `in-rows-N`):
+
+- MIGRATION_DOCTOR_FAULT=<checkpoint> kills the process with SIGKILL right there, as a power
+  cut or `kill -9` would;
+- MIGRATION_DOCTOR_PAUSE=<checkpoint> creates the file MIGRATION_DOCTOR_PAUSED and waits
+  until the file MIGRATION_DOCTOR_RELEASE exists: a repair held in the middle, holding its
+  lock, for as long as the test wants.
 """
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -21,20 +26,20 @@ if __name__ == "__main__":
 
     from migration_doctor.repair import run
 
-    kill_at = run.fault_point
-
-    def pause_at(name: str) -> None:
+    def at_checkpoint(name: str) -> None:
         if os.environ.get("MIGRATION_DOCTOR_PAUSE") == name:
             Path(os.environ["MIGRATION_DOCTOR_PAUSED"]).touch()
             release = Path(os.environ["MIGRATION_DOCTOR_RELEASE"])
             deadline = time.monotonic() + 120
             while not release.exists():
                 if time.monotonic() > deadline:
-                    sys.exit("pausing_manage: never released")
+                    sys.exit("faulty_manage: never released")
                 time.sleep(0.05)
-        kill_at(name)
+        if os.environ.get("MIGRATION_DOCTOR_FAULT") == name:
+            sys.stdout.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
 
-    run.fault_point = pause_at
+    run.checkpoint = at_checkpoint
 
     from django.core.management import execute_from_command_line
 

@@ -1,0 +1,1 @@
+"""Throwaway apps for tests/test_false_positives.py, installed only by the tests that use them."""

@@ -1,0 +1,1 @@
+"""A model with an index class that creates nothing on SQLite."""

@@ -1,0 +1,1 @@
+"""Primary keys moved from AutoField to BigAutoField after the tables referring to them."""

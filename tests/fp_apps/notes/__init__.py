@@ -1,0 +1,1 @@
+"""Models whose migrations lack only what QuietAutodetector ignores."""

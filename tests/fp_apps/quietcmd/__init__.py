@@ -1,0 +1,1 @@
+"""A project's own `makemigrations` whose autodetector ignores cosmetic field attributes."""
