@@ -721,8 +721,9 @@ class Classifier:
             shown = _names(collapse(created)) + [f"{n} removed" for n in _names(gone)]
             columns = [o for o in created if o[0] == "column" and o[1] not in tables_of(created)]
             rebuild = (
-                " On SQLite `migrate` may instead rebuild the table without error and replace "
-                f"the values stored in {', '.join(_names(columns))} with the field's default."
+                " On SQLite, where `migrate` rebuilds the table for a field with a default or "
+                "NOT NULL, it instead succeeds and replaces the values stored in "
+                f"{', '.join(_names(columns))} with the field's default."
                 if self.vendor == "sqlite" and columns
                 else ""
             )

@@ -69,8 +69,8 @@ def main() -> int:
     if DB != DEFAULT_DB:
         manage = f"MIGRATION_DOCTOR_SQLITE={shlex.quote(str(DB))} {manage}"
     print(
-        f"\nThe broken database is {shlex.quote(os.path.relpath(DB))}. Every command of the "
-        "README works on it, for example:\n"
+        f"\nThe broken database is {shlex.quote(os.path.relpath(DB))}. Every command of the docs "
+        "works on it, for example:\n"
         f"  {manage} --fix --dry-run\n"
         f"  {manage} --fix --noinput\n"
         f"  python {shlex.quote(os.path.relpath(Path(__file__)))}   # break it again"

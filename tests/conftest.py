@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import os
 import sys
+import tempfile
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -40,6 +41,18 @@ _before = pytest.StashKey[set[Path]]()
 
 def _left_behind() -> set[Path]:
     return {p for pattern in _LEFT_BEHIND for p in _CHECKOUT.glob(pattern)}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The bundled project's own SQLite database (testproject/demo.sqlite3) is never opened
+    by the tests: a command that looks at every alias (makemigrations checks the history of
+    each) would create it empty in the checkout. The default alias and the child processes
+    get a file of the session's instead, unless MIGRATION_DOCTOR_SQLITE says otherwise."""
+    if os.environ.get("MIGRATION_DOCTOR_SQLITE") or BACKEND != "sqlite":
+        return
+    path = str(Path(tempfile.mkdtemp(prefix="md_default_")) / "default.sqlite3")
+    os.environ["MIGRATION_DOCTOR_SQLITE"] = path
+    settings.DATABASES["default"]["NAME"] = path  # the same dict the connection reads
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
