@@ -40,6 +40,9 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
+sys.path.insert(0, str(ROOT))
+from tests.projects import LIBRARY_MODELS, manage_py  # noqa: E402  (plain strings)
+
 TESTPROJECT = ROOT / "testproject"
 OUT = DOCS / "_transcripts"
 PYTHON = sys.executable
@@ -414,6 +417,48 @@ def scenario_demo() -> None:
 
 
 @scenario
+def scenario_formats() -> None:
+    """--graph (mermaid, dot), --format sarif and --format html on the demo database; the
+    page is drawn by headless Chromium into docs/_static/html-report.png."""
+    run = demo("formats")
+    run.sh(f"{DEMO} --graph orders", want=["flowchart TB", "E001"])
+    run.save("graph-orders")
+    run.sh(f"{DEMO} --graph catalog --format dot", want=["digraph migrations", "E002"])
+    run.save("graph-catalog-dot")
+    run.sh(f"{DEMO} --graph nope", status=2, want=["CommandError"])
+    run.save("graph-unknown")
+    sarif = run.sh(f"{DEMO} orders --format sarif", show=False, status=1)
+    (run.root / "orders.sarif").write_text(sarif)
+    run.chunks.append(f"$ {DEMO} orders --format sarif > orders.sarif\n$ echo $?\n1\n")
+    run.sh(
+        "python -c \"import json; print(json.dumps(json.load(open('orders.sarif'))"
+        "['runs'][0]['results'][0], indent=2))\"",
+        echo_status=False,
+        want=['"ruleId": "migration_doctor.E001"'],
+    )
+    run.save("sarif-orders")
+    page = run.sh(f"{DEMO} --format html", show=False, status=1)
+    (run.root / "report.html").write_text(page)
+    run.chunks.append(f"$ {DEMO} --format html > report.html\n$ echo $?\n1\n")
+    run.save("html")
+    browser = shutil.which("chromium")
+    if browser is None:
+        raise SystemExit("formats: the screenshot needs chromium (apt-get install chromium)")
+    static = DOCS / "_static"
+    static.mkdir(exist_ok=True)
+    subprocess.run(
+        [
+            browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            f"--user-data-dir={run.root / 'chromium'}",
+            f"--screenshot={static / 'html-report.png'}", "--window-size=1200,1600",
+            (run.root / "report.html").as_uri(),
+        ],
+        check=True, capture_output=True, timeout=TIMEOUT, env={**run.env, "HOME": str(run.root)},
+    )  # fmt: skip
+    print("  wrote docs/_static/html-report.png")
+
+
+@scenario
 def scenario_repair() -> None:
     run = demo("repair")
     run.sh(f"{DEMO} --fix --noinput", want=["Applied 8 step(s)"])
@@ -763,6 +808,62 @@ def scenario_I006() -> None:
     run.save("I006")
 
 
+NAME_UNIQUE = """\
+        migrations.AlterField(
+            model_name="category",
+            name="name",
+            field=models.CharField(max_length=100, unique=True),
+        ),
+"""
+
+NAME_UNIQUE_BY_SQL = """\
+        migrations.RunSQL(
+            "CREATE UNIQUE INDEX category_name_u ON catalog_category (name)",
+            "DROP INDEX category_name_u",
+        ),
+"""
+
+
+@scenario
+def scenario_W006() -> None:
+    """A branch made Category.name unique, then the branch was switched: the index stays."""
+    run = project("W006")
+    run.write(
+        "catalog/migrations/0004_category_name_unique.py",
+        migration([AFTER_0003], NAME_UNIQUE),
+        save="W006-0004_category_name_unique",
+    )
+    run.sh("python manage.py migrate --verbosity 0", echo_status=False)
+    run.sh("rm catalog/migrations/0004_category_name_unique.py", echo_status=False)
+    run.sql("DELETE FROM django_migrations WHERE name = '0004_category_name_unique'")
+    run.sh(f"{SHOW} catalog", status=0, want=["W006 untracked-constraint"])
+    run.save("W006")
+    django_says(
+        run,
+        "python manage.py shell -c "
+        + quoted(
+            "from catalog.models import Category; "
+            "Category.objects.create(name='Tea', slug='tea'); "
+            "Category.objects.create(name='Tea', slug='tea-2')"
+        ),
+        "W006-django",
+        want=["UNIQUE constraint failed"],
+    )
+
+
+@scenario
+def scenario_I007() -> None:
+    run = project("I007")
+    run.write(
+        "catalog/migrations/0004_category_name_index.py",
+        migration([AFTER_0003], NAME_UNIQUE_BY_SQL),
+        save="I007-0004_category_name_index",
+    )
+    run.sh("python manage.py migrate --verbosity 0", echo_status=False)
+    run.sh(f"{SHOW} catalog", status=0, want=["I007 untracked-constraint"])
+    run.save("I007")
+
+
 @scenario
 def scenario_W004() -> None:
     run = project("W004")
@@ -862,17 +963,7 @@ DATABASES = {
     "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BASE_DIR / "db.sqlite3")}
 }
 """
-TRAP_MANAGE = """\
-#!/usr/bin/env python
-import os
-import sys
-
-if __name__ == "__main__":
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trapsite.settings")
-    from django.core.management import execute_from_command_line
-
-    execute_from_command_line(sys.argv)
-"""
+TRAP_MANAGE = manage_py("trapsite.settings")
 TRAP_ROOT_URLS = """\
 from django.urls import include, path
 
@@ -1016,6 +1107,155 @@ def scenario_traps() -> None:
     run.save("traps-python-m")
     run.sh("python -m migration_doctor --settings=trapsite.settings --format json", status=1)
     run.save("traps-python-m-json")
+
+
+# -- a custom user model switched on mid-project: a project of its own ----------------------
+
+UM_SETTINGS = """\
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = "not-secret"
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "library",
+    "migration_doctor",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+DATABASES = {
+    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(BASE_DIR / "db.sqlite3")}
+}
+"""
+# auth.User's primary key is an AutoField: the new model keeps its type.
+UM_ACCOUNTS_APPS = """\
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "accounts"
+    default_auto_field = "django.db.models.AutoField"
+"""
+UM_USER = """\
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class User(AbstractUser):
+    bio = models.TextField(blank=True, default="")
+    nickname = models.CharField(max_length=30, null=True, blank=True)
+"""
+UM_USER_REQUIRED = """\
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class User(AbstractUser):
+    badge = models.CharField(max_length=10)
+"""
+UM_SEED = (
+    "from django.contrib.admin.models import ADDITION, LogEntry; "
+    "from django.contrib.auth.models import User; "
+    "from django.contrib.contenttypes.models import ContentType; "
+    "u = User.objects.create_user('ann', password='pw-ann'); "
+    "LogEntry.objects.create(user=u, content_type=ContentType.objects.get_for_model(User), "
+    "object_id=str(u.pk), object_repr='ann', action_flag=ADDITION)"
+)
+# What `--fix` did before E013 existed: an empty accounts_user, its initial migration recorded.
+UM_STRANDED = (
+    "from django.contrib.auth import get_user_model; from django.db import connection; "
+    "from django.db.migrations.recorder import MigrationRecorder; "
+    "editor = connection.schema_editor(); editor.__enter__(); "
+    "editor.create_model(get_user_model()); editor.__exit__(None, None, None); "
+    "MigrationRecorder(connection).record_applied('accounts', '0001_initial')"
+)
+
+
+def user_switch_project(name: str, model: str = UM_USER) -> Run:
+    """Migrated with auth.User (the admin, and a `library` app with a foreign key and a
+    many-to-many to the user model), one user and an admin log entry; then switched to
+    accounts.User with makemigrations, as a project does."""
+    run = Run(name)
+    files = {
+        "manage.py": manage_py("umsite.settings"),
+        "umsite/__init__.py": "",
+        "umsite/settings.py": UM_SETTINGS,
+        "library/__init__.py": "",
+        "library/models.py": LIBRARY_MODELS,
+        "library/migrations/__init__.py": "",
+    }
+    for relpath, text in files.items():
+        run.write(relpath, text)
+    run.sh("python manage.py makemigrations library --verbosity 0", show=False)
+    run.sh("python manage.py migrate --verbosity 0", show=False)
+    run.sh(f"python manage.py shell -c {quoted(UM_SEED)}", show=False)
+    run.write("accounts/__init__.py", "")
+    run.write("accounts/apps.py", UM_ACCOUNTS_APPS)
+    run.write("accounts/models.py", model)
+    run.write("accounts/migrations/__init__.py", "")
+    settings = run.dir / "umsite" / "settings.py"
+    settings.write_text(
+        settings.read_text().replace('    "library",\n', '    "accounts",\n    "library",\n')
+        + 'AUTH_USER_MODEL = "accounts.User"\n'
+    )
+    run.sh("python manage.py makemigrations accounts --verbosity 0", show=False)
+    return run
+
+
+@scenario
+def scenario_E013() -> None:
+    run = user_switch_project("E013")
+    django_says(
+        run, "python manage.py migrate", "E013-django", want=["InconsistentMigrationHistory"]
+    )
+    run.sh(f"{SHOW} accounts", status=1, want=["E013 user-model-switched", "repair: rename"])
+    run.save("E013")
+    backup = "migration_doctor_backups/before-switch.json"
+    run.sh(
+        f"{SHOW} --fix --noinput --backup {backup}",
+        want=["Applied 4 step(s)", "No findings"],
+        echo_status=False,
+    )
+    run.sh("python manage.py migrate", want=["No migrations to apply"], echo_status=False)
+    run.sh("python manage.py makemigrations --check", want=["No changes"], echo_status=False)
+    run.save("E013-fix")
+    run.sh(f"{SHOW} --restore {backup} --noinput", want=["these changes of the repair stay"])
+    run.sh(f"{SHOW} accounts", status=1, want=["repair: resume"])
+    run.sh(f"{SHOW} --fix --noinput", want=["Applied 2 step(s)", "No findings"])
+    run.save("E013-restore")
+
+    run = user_switch_project("E013-stranded")
+    run.sh(f"python manage.py shell -c {quoted(UM_STRANDED)}", show=False)
+    run.sh("python manage.py migrate --verbosity 0", show=False)
+    run.sh(f"{SHOW} accounts", status=1, want=["repair: drop-empty"])
+    run.sh(f"{SHOW} --fix --noinput", want=["Drop the empty", "No findings"])
+    run.save("E013-stranded")
+
+    run = user_switch_project("E013-refused", model=UM_USER_REQUIRED)
+    run.sh(f"{SHOW} --fix --noinput", status=1, want=["repair: refused", "By hand"])
+    run.save("E013-refused")
 
 
 def main(argv: list[str] | None = None) -> int:

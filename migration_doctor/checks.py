@@ -17,6 +17,8 @@ from typing import Any
 from django.apps import AppConfig
 from django.core import checks
 
+from .render.safe import shown
+
 # Commands during which the check stays silent. `migrate` runs the database checks itself
 # (`self.check(databases=[database])`) before it migrates: an error here would stop it with
 # a SystemCheckError in front of the real problem, which `migrate` reports itself (and which
@@ -92,8 +94,8 @@ def should_skip() -> bool:
 
 
 def _hint(summary: str, commands: Iterable[str]) -> str | None:
-    lines = [summary] if summary else []
-    lines += [f"  $ {command}" for command in commands]
+    lines = [shown(summary)] if summary else []
+    lines += [f"  $ {shown(command)}" for command in commands]
     # Django prints the hint after "\n\tHINT: "; continuation lines keep that indentation.
     return "\n\t".join(lines) or None
 
@@ -119,7 +121,7 @@ def check_migration_state(
         except DoctorError as exc:
             messages.append(
                 checks.Error(
-                    f"migration_doctor cannot diagnose database {alias!r}: {exc}",
+                    f"migration_doctor cannot diagnose database {alias!r}: {shown(exc)}",
                     hint=f"Make the database reachable, then run "
                     f"`python manage.py migration_doctor --database {alias}`.",
                     obj=f"DATABASES[{alias!r}]",
@@ -132,9 +134,9 @@ def check_migration_state(
                 continue
             messages.append(
                 checks.Error(
-                    finding.message + where,
+                    shown(finding.message) + where,
                     hint=_hint(finding.fix.summary, finding.fix.commands),
-                    obj=finding.target or f"database {alias!r}",
+                    obj=shown(finding.target) or f"database {alias!r}",
                     id=finding.id,
                 )
             )

@@ -17,16 +17,13 @@ from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .expected import Key, MigrationEffect, Obj, collapse, column_of, describe
-from .findings import Finding, Fix
+from .findings import MANAGE, Finding, Fix
 from .ledger import LEDGER_TABLE
 from .position import AppPosition, schema_positions
 from .snapshot import Snapshot
 from .snapshot.graph import LoadError
 from .snapshot.rows import recorder_table
 from .snapshot.schema import LiveSchema
-
-MANAGE = "python manage.py"
-
 
 # -- Django's own words, per backend -------------------------------------------------------
 
@@ -43,6 +40,12 @@ def exists_error(vendor: str, obj: Obj) -> str:
             "postgresql": f'column "{obj[2]}" of relation "{obj[1]}" already exists',
             "mysql": f"(1060, \"Duplicate column name '{obj[2]}'\")",
         }.get(vendor, f"duplicate column name: {obj[2]}")
+    if obj[0] == "unique":
+        cols = ", ".join(obj[2:])
+        return {
+            "postgresql": f'relation "{obj[1]}_..._uniq" already exists (unique on {cols})',
+            "mysql": f"(1061, \"Duplicate key name '{obj[1]}_..._uniq'\") (unique on {cols})",
+        }.get(vendor, f"index {obj[1]}_..._uniq already exists (unique on {cols})")
     return {
         "postgresql": f'relation "{obj[2]}" already exists',
         "mysql": f"(1061, \"Duplicate key name '{obj[2]}'\")",
@@ -61,6 +64,11 @@ def missing_error(vendor: str, obj: Obj) -> str:
             "postgresql": f"column {obj[1]}.{obj[2]} does not exist",
             "mysql": f"(1054, \"Unknown column '{obj[1]}.{obj[2]}' in 'field list'\")",
         }.get(vendor, f"no such column: {obj[1]}.{obj[2]}")
+    if obj[0] == "unique":
+        return (
+            f"MultipleObjectsReturned from get() once duplicate ({', '.join(obj[2:])}) values "
+            f"are inserted, which {obj[1]} no longer rejects"
+        )
     return f"constraint {obj[2]} does not exist"
 
 

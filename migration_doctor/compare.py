@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .classify import live_has
-from .expected import describe
+from .expected import collapse, describe
 from .render.safe import shown
 from .snapshot import Snapshot, take_snapshot
 
@@ -61,8 +61,14 @@ def compare(a: str, b: str) -> Comparison:
         effect_a, effect_b = sa.expected.effects[key], sb.expected.effects.get(key)
         if effect_b is None:
             continue  # the squash states differ: already reported above
-        missing_a = [describe(o) for o in effect_a.creates if not live_has(sa.schema, o)]
-        missing_b = [describe(o) for o in effect_b.creates if not live_has(sb.schema, o)]
+        missing_a = [
+            describe(o)
+            for o in collapse([o for o in effect_a.creates if not live_has(sa.schema, o)])
+        ]
+        missing_b = [
+            describe(o)
+            for o in collapse([o for o in effect_b.creates if not live_has(sb.schema, o)])
+        ]
         if missing_a != missing_b:
             result.schema.append(
                 {

@@ -13,13 +13,15 @@ from django.db import DEFAULT_DB_ALIAS
 from .baseline import mark_known, read_baseline
 from .classify import classify
 from .conf import DoctorSettings, doctor_settings
+from .datacheck import forbidden_by_data
 from .drift import schema_drift
 from .findings import Finding, Severity
-from .leftovers import untracked_columns
+from .leftovers import untracked_columns, untracked_uniques
 from .modelcheck import model_changes
 from .position import AppPosition, schema_positions
 from .snapshot import DoctorError, Snapshot, missing_file_findings, take_snapshot
 from .traps import TrapWatch
+from .usermodel import user_model_switched
 
 SEVERITY_ORDER = {"error": Severity.ERROR, "warning": Severity.WARNING, "info": Severity.INFO}
 # Before a deploy these fail too: a recorded migration whose file the release removed, and
@@ -168,10 +170,13 @@ def diagnose(
         raise
     positions = schema_positions(snapshot)
     findings = classify(snapshot, positions)
+    forbidden_by_data(snapshot, findings)
     findings += untracked_columns(snapshot)
+    findings += untracked_uniques(snapshot)
     changed = model_changes(snapshot) if models else []
     findings += changed
     findings += schema_drift(snapshot, skip_apps={f.app for f in changed if f.app})
+    findings = user_model_switched(snapshot, findings)  # in place of what the switch causes
     if import_watch is not None:
         findings += import_watch.result()
     findings = _apply_settings(findings, conf)

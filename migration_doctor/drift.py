@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from shlex import quote
 from typing import Any
 
 from django.apps import apps
-from django.db import models
+from django.db import DatabaseError, models
 from django.utils import translation
 
 from .expected import Obj, describe
-from .findings import Finding, Fix
+from .findings import MANAGE, Finding, Fix
 from .snapshot import Snapshot
+from .snapshot.schema import Table
 
 _INT_WIDTH = re.compile(r"^(tinyint|smallint|mediumint|int|integer|bigint)\(\d+\)")
 _SPACES = re.compile(r"\s+")
@@ -172,7 +174,7 @@ def _leftovers(snapshot: Snapshot) -> list[Finding]:
     out = []
     schema = snapshot.schema
     for obj, key in sorted(removed_by.items()):
-        if obj[0] == "constraint":
+        if obj[0] not in ("table", "column"):
             continue
         present = (
             schema.has_table(obj[1]) if obj[0] == "table" else schema.has_column(obj[1], obj[2])
@@ -195,7 +197,7 @@ def _leftovers(snapshot: Snapshot) -> list[Finding]:
                 {"still_present": describe(obj), "null": None if col is None else col.null},
                 Fix(
                     "Drop it if it holds nothing you need (check first).",
-                    (f"python manage.py sqlmigrate {key[0]} {key[1]}",),
+                    (f"{MANAGE} sqlmigrate {quote(key[0])} {quote(key[1])}",),
                 ),
             )
         )
@@ -239,6 +241,9 @@ def _columns(snapshot: Snapshot, skip_apps: set[str]) -> list[Finding]:
                         "actual": "NULL" if live.null else "NOT NULL",
                     }
                 )
+            fk = _foreign_key_diff(snapshot, table, field)
+            if fk is not None:
+                diffs.append(fk)
             if field.primary_key and opts.auto_created:
                 # Auto-created M2M tables get their id type from DEFAULT_AUTO_FIELD when the
                 # migration runs, not from the app's default_auto_field: both are legitimate.
@@ -261,6 +266,8 @@ def _columns(snapshot: Snapshot, skip_apps: set[str]) -> list[Finding]:
             f"{d['column']}: {d['actual']} in the database, {d['expected']} in the model"
             for d in diffs
         )
+        fks = [d for d in diffs if d["aspect"] == "foreign key"]
+        orphans = sum(int(d.get("orphans") or 0) for d in fks)
         out.append(
             Finding(
                 "schema-drift",
@@ -268,12 +275,104 @@ def _columns(snapshot: Snapshot, skip_apps: set[str]) -> list[Finding]:
                 None,
                 f"Table {opts.db_table} differs from the {opts.label} model although every "
                 f"migration is applied ({described}). Nothing fails until a query meets it "
-                "(a NULL where NOT NULL is expected, a value too long for the column).",
+                "(a NULL where NOT NULL is expected, a value too long for the column"
+                + (
+                    ", a row pointing at a row that does not exist: "
+                    + (f"{orphans} already do" if orphans else "none does yet")
+                    if fks
+                    else ""
+                )
+                + ").",
                 {"table": opts.db_table, "model": opts.label, "differences": diffs},
                 Fix(
                     "Bring the column back in line with a migration (makemigrations cannot see "
-                    "this: write an AlterField or RunSQL), or ALTER it by hand.",
+                    "this: write an AlterField or RunSQL), or ALTER it by hand"
+                    + (
+                        " (the foreign key: once no row points at nothing, the statement "
+                        "below, from Django's schema editor)."
+                        if any(d.get("sql") for d in fks)
+                        else "."
+                    ),
+                    tuple(d["sql"] for d in fks if d.get("sql")),
                 ),
             )
         )
     return out
+
+
+def _foreign_key_diff(snapshot: Snapshot, table: Table, field: Any) -> dict[str, Any] | None:
+    """A foreign key the model declares and the database does not enforce (dropped by hand,
+    lost by a dump restored without constraints, a target changed outside migrations).
+
+    Only where the backend would have made one: `db_constraint`, a backend with foreign
+    keys, a MySQL table on an engine that keeps them, a target table that exists.
+    """
+    connection = snapshot.connection
+    schema = snapshot.schema
+    if not (field.remote_field and field.db_constraint and field.concrete):
+        return None
+    if field.many_to_many or not connection.features.supports_foreign_keys:
+        return None
+    if not table.enforces_foreign_keys:
+        return None
+    target = field.target_field
+    target_table = schema.table(target.model._meta.db_table)
+    if target_table is None or not target_table.enforces_foreign_keys:
+        return None
+    wanted = (schema.key(target_table.name).lower(), schema.key(target.column).lower())
+    column = schema.key(field.column).lower()
+    live = [
+        fk for fk in table.foreign_keys if [schema.key(c).lower() for c in fk.columns] == [column]
+    ]
+    points = [
+        (schema.key(fk.ref_table).lower(), schema.key((fk.ref_columns or ("",))[0]).lower())
+        for fk in live
+    ]
+    if wanted in points:
+        return None
+    expected = f"references {target_table.name}({target.column})"
+    actual = (
+        ", ".join(f"references {fk.ref_table}({', '.join(fk.ref_columns)})" for fk in live)
+        or "no foreign key"
+    )
+    diff: dict[str, Any] = {
+        "column": field.column,
+        "aspect": "foreign key",
+        "expected": expected,
+        "actual": actual,
+        "orphans": _orphans(snapshot, table.name, field.column, target_table.name, target.column),
+    }
+    statement = _create_fk_sql(snapshot, field)
+    if statement:
+        diff["sql"] = statement
+    return diff
+
+
+def _orphans(snapshot: Snapshot, table: str, column: str, target: str, to: str) -> int | None:
+    """Rows whose value points at no row of the target: one read-only query, only for a
+    foreign key that is missing."""
+    qn = snapshot.connection.ops.quote_name
+    sql = (
+        f"SELECT COUNT(*) FROM {qn(table)} AS s LEFT JOIN {qn(target)} AS t "
+        f"ON s.{qn(column)} = t.{qn(to)} WHERE s.{qn(column)} IS NOT NULL AND t.{qn(to)} IS NULL"
+    )
+    snapshot.queries.append(sql)
+    try:
+        with snapshot.connection.cursor() as cursor:
+            cursor.execute(sql)
+            return int(cursor.fetchone()[0])
+    except DatabaseError:
+        return None
+
+
+def _create_fk_sql(snapshot: Snapshot, field: Any) -> str:
+    """The statement Django's AlterField runs to add the constraint (none on SQLite, where
+    only a table rebuild adds one)."""
+    editor: Any = snapshot.connection.schema_editor(collect_sql=True)
+    if not editor.sql_create_fk:
+        return ""
+    try:
+        statement = editor._create_fk_sql(field.model, field, "_fk_%(to_table)s_%(to_column)s")
+    except Exception:
+        return ""
+    return f"{statement};"

@@ -62,9 +62,16 @@ def no_cycle_collection() -> Iterator[None]:
 
 
 def collapse(objs: list[Obj]) -> list[Obj]:
-    """A table stands for its own columns and constraints in the same list."""
+    """A table stands for its own columns and constraints in the same list, a column for
+    its own unique constraint (`unique=True`: adding the field adds it)."""
     tables = {o[1] for o in objs if o[0] == "table"}
-    return [o for o in objs if o[0] == "table" or o[1] not in tables]
+    columns = {(o[1], o[2]) for o in objs if o[0] == "column"}
+    return [
+        o
+        for o in objs
+        if (o[0] == "table" or o[1] not in tables)
+        and not (o[0] == "unique" and len(o) == 3 and (o[1], o[2]) in columns)
+    ]
 
 
 def describe(obj: Obj) -> str:
@@ -72,7 +79,16 @@ def describe(obj: Obj) -> str:
         return f"table {obj[1]}"
     if obj[0] == "column":
         return f"column {obj[1]}.{obj[2]}"
+    if obj[0] == "unique":
+        return f"unique ({', '.join(obj[2:])}) on {obj[1]}"
     return f"constraint {obj[2]} on {obj[1]}"
+
+
+def unique_obj(table: str, columns: Iterable[str]) -> Obj:
+    """A unique constraint Django names by a hash (`unique=True`, `unique_together`): the
+    database knows it by its columns, whatever the name. Columns sorted: the order of a
+    unique constraint changes nothing it forbids."""
+    return ("unique", table, *sorted(columns))
 
 
 @dataclass
@@ -165,6 +181,12 @@ class Footprints:
                 self._columns[id(fld)] = (fld, name, column)
             if column:
                 objs.add(("column", table, column))
+                if fld.unique and not fld.primary_key:
+                    objs.add(unique_obj(table, [column]))
+        for names in ms.options.get("unique_together") or ():
+            columns = [column_of(n, ms.fields[n]) if n in ms.fields else None for n in names]
+            if columns and all(columns):
+                objs.add(unique_obj(table, [c for c in columns if c]))
         if ms.options.get("order_with_respect_to"):
             objs.add(("column", table, "_order"))
         for index in ms.options.get("indexes", ()):
@@ -218,6 +240,7 @@ class Footprints:
         yield ("column", m2m_table, "id")
         yield ("column", m2m_table, f"{from_}_id")
         yield ("column", m2m_table, f"{to}_id")
+        yield unique_obj(m2m_table, [f"{from_}_id", f"{to}_id"])  # its unique_together
 
     def _index_created(self, index: Any) -> bool:
         if not getattr(index, "name", None):
@@ -485,7 +508,7 @@ class PlanWalk:
 
 
 def _ordered(objs: set[Obj]) -> list[Obj]:
-    order = {"table": 0, "column": 1, "constraint": 2}
+    order = {"table": 0, "column": 1, "constraint": 2, "unique": 3}
     return sorted(objs, key=lambda o: (o[1], order[o[0]], o[2:]))
 
 

@@ -17,6 +17,10 @@ class Severity(enum.IntEnum):
         return self.name.lower()
 
 
+# How fix commands start: the project's manage.py, run from its directory.
+MANAGE = "python manage.py"
+
+
 @dataclass(frozen=True)
 class Kind:
     name: str
@@ -60,6 +64,12 @@ _KINDS = [
         Severity.ERROR,
         "Migration file renamed after it was applied",
     ),
+    Kind(
+        "user-model-switched",
+        "migration_doctor.E013",
+        Severity.ERROR,
+        "Custom user model switched on after the first migrate",
+    ),
     Kind("stale-record", "migration_doctor.W001", Severity.WARNING, "Row for a missing file"),
     Kind(
         "duplicate-record",
@@ -75,6 +85,13 @@ _KINDS = [
         Severity.WARNING,
         "Column no migration accounts for",
         ((Severity.INFO, "migration_doctor.I006"),),
+    ),
+    Kind(
+        "untracked-constraint",
+        "migration_doctor.W006",
+        Severity.WARNING,
+        "Unique constraint no migration accounts for",
+        ((Severity.INFO, "migration_doctor.I007"),),
     ),
     Kind("squash-ready", "migration_doctor.I001", Severity.INFO, "Squash can be finalised"),
     Kind("unapplied", "migration_doctor.I002", Severity.INFO, "Not applied yet"),

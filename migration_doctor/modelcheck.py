@@ -7,6 +7,7 @@ set its own on an overriding command) and the same language (none: `@no_translat
 from __future__ import annotations
 
 from importlib import import_module
+from shlex import quote
 from typing import Any
 
 from django.apps import apps
@@ -16,7 +17,7 @@ from django.db.migrations.questioner import MigrationQuestioner
 from django.db.migrations.state import ModelState, ProjectState
 from django.utils import translation
 
-from .findings import Finding, Fix
+from .findings import MANAGE, Finding, Fix
 from .snapshot import Snapshot
 
 
@@ -101,7 +102,7 @@ def _model_changes(snapshot: Snapshot) -> list[Finding]:
                 None,
                 message,
                 {"operations": operations, "non_nullable_without_default": not_null},
-                Fix("Write the migration.", (f"python manage.py makemigrations {app}",)),
+                Fix("Write the migration.", (f"{MANAGE} makemigrations {quote(app)}",)),
             )
         )
     return findings

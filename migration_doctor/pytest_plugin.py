@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .render.safe import shown
+
 if TYPE_CHECKING:
     from .diagnose import Report
     from .findings import Finding
@@ -222,10 +224,10 @@ def describe(report: Report, errors: list[Finding]) -> str:
         f"migration_doctor: the test database {report.database!r} ({report.vendor}) has {count}:"
     ]
     for finding in errors:
-        lines.append(f"  {finding.id} {finding.kind}: {finding.target or '(project)'}")
+        lines.append(f"  {finding.id} {finding.kind}: {shown(finding.target) or '(project)'}")
         lines.append(
             textwrap.fill(
-                finding.message,
+                shown(finding.message),
                 100,
                 initial_indent=" " * 4,
                 subsequent_indent=" " * 4,
@@ -234,8 +236,8 @@ def describe(report: Report, errors: list[Finding]) -> str:
             )
         )
         if finding.fix.summary:
-            lines.append(f"    fix: {finding.fix.summary}")
-        lines += [f"      $ {command}" for command in finding.fix.commands]
+            lines.append(f"    fix: {shown(finding.fix.summary)}")
+        lines += [f"      $ {shown(command)}" for command in finding.fix.commands]
     return "\n".join(lines)
 
 

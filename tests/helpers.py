@@ -119,6 +119,17 @@ def statements_of(alias: str, action: Any) -> list[str]:
     return seen
 
 
+def doctor(alias: str, *args: str, watch: bool = False) -> tuple[int, str]:
+    """The command in-process: its exit status and stdout; the import watch
+    (tests/test_traps.py) only when asked."""
+    out = io.StringIO()
+    try:
+        call_command("migration_doctor", *args, database=alias, stdout=out, import_watch=watch)
+    except SystemExit as exc:
+        return int(exc.code or 0), out.getvalue()
+    return 0, out.getvalue()
+
+
 def fix(alias: str, *args: str) -> tuple[int, str]:
     """`migration_doctor --fix --noinput ...` on `alias`: its exit status and stdout."""
     out = io.StringIO()

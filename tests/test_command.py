@@ -19,14 +19,7 @@ from .conftest import BACKEND, add_alias, remove_alias, scratch_database
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(alias: str, *args: str, watch: bool = False) -> tuple[int, str]:
-    """The command in-process; the import watch (tests/test_traps.py) only when asked."""
-    out = io.StringIO()
-    try:
-        call_command("migration_doctor", *args, database=alias, stdout=out, import_watch=watch)
-    except SystemExit as exc:
-        return int(exc.code or 0), out.getvalue()
-    return 0, out.getvalue()
+run = h.doctor
 
 
 def test_json_contract(fresh_db):

@@ -218,3 +218,17 @@ def test_split_statements_keeps_quoted_semicolons():
         'SET CONSTRAINTS "a;b" IMMEDIATE',
         "ALTER TABLE 'x;'",
     ]
+
+
+def test_replay_follows_a_live_table_through_a_rename():
+    """A live table renamed, then dropped under its new name, is still the live data; and
+    its old name is no longer the live table."""
+    assert Replay(schema("id", "a"), lambda t: True).run(
+        ['ALTER TABLE "t" RENAME TO "u"', 'DROP TABLE "u"']
+    ) == ["it would drop table u, which is in the database"]
+    assert (
+        Replay(schema("id", "a"), lambda t: True).run(
+            ['ALTER TABLE "t" RENAME TO "u"', 'CREATE TABLE "t" ("id" integer)', 'DROP TABLE "t"']
+        )
+        == []
+    )

@@ -29,6 +29,7 @@ from migration_doctor.findings import Finding, Severity
 from migration_doctor.traps import ImportWatch, parse_faulthandler, tables_in
 
 from .conftest import BACKEND, scratch_database
+from .projects import manage_py
 
 BACKENDS = ["sqlite", "postgres"] + (["mysql"] if BACKEND == "mysql" else [])
 BOUND = 30.0  # seconds: every watch, even of a hanging project, ends well within this
@@ -45,16 +46,7 @@ ROOT_URLCONF = "trapsite.urls"
 DATABASES = {{"default": {db!r}}}
 """
 
-MANAGE = """\
-import os
-import sys
-
-if __name__ == "__main__":
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trapsite.settings")
-    from django.core.management import execute_from_command_line
-
-    execute_from_command_line(sys.argv)
-"""
+MANAGE = manage_py("trapsite.settings")
 
 ROOT_URLS = """\
 from django.urls import include, path

@@ -14,6 +14,8 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,14 @@ from ..snapshot import DoctorError, first_line, sqlite_file
 from ..snapshot.rows import RecordedRow, Stored, read_rows, recorder_table
 
 FORMAT = "migration_doctor-backup"
-VERSION = 2  # 2: stored values and the database's identity; 1: ISO timestamps, alias only
+# 3: version 2 and the rows a repair changes in other tables (content types, permissions);
+# 2: stored values and the database's identity; 1: ISO timestamps, alias only. A backup
+# without such rows is written as version 2, byte for byte what it always was.
+VERSION = 2
+VERSION_OTHER_ROWS = 3
+READABLE = (1, VERSION, VERSION_OTHER_ROWS)
+# (table, columns with the key column first, key values): rows outside django_migrations.
+RowSet = tuple[str, tuple[str, ...], list[int]]
 DEFAULT_PORTS = {"postgresql": "5432", "mysql": "3306"}
 VENDOR_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB"}
 # How each server renders its timestamps as text (rows.applied_sql): all a backup can hold.
@@ -158,8 +167,32 @@ def _why(path: Path, exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def write_backup(connection: BaseDatabaseWrapper, path: Path | None = None) -> Path:
-    """Every row of django_migrations, before the first write of a repair.
+def _read_other(connection: BaseDatabaseWrapper, other: Sequence[RowSet]) -> list[dict[str, Any]]:
+    """The rows of `other` as stored now, each table's rows in key order (none of a table
+    that does not exist: a restore's safety backup in a database without it)."""
+    qn = connection.ops.quote_name
+    out = []
+    with connection.cursor() as cursor:
+        present = set(connection.introspection.table_names(cursor)) if other else set()
+        for table, columns, keys in other:
+            if not keys or table not in present:
+                continue
+            marks = ", ".join(["%s"] * len(keys))
+            cursor.execute(
+                f"SELECT {', '.join(qn(c) for c in columns)} FROM {qn(table)} "
+                f"WHERE {qn(columns[0])} IN ({marks}) ORDER BY {qn(columns[0])}",
+                list(keys),
+            )
+            rows = [[encode(v) for v in row] for row in cursor.fetchall()]
+            out.append({"table": table, "columns": list(columns), "rows": rows})
+    return out
+
+
+def write_backup(
+    connection: BaseDatabaseWrapper, path: Path | None = None, other: Sequence[RowSet] = ()
+) -> Path:
+    """Every row of django_migrations, before the first write of a repair, and the rows of
+    other tables the repair changes (`other`: a content type and its permissions).
 
     Fails with one line (DoctorError) when the file cannot be written, a full disk or a
     read-only directory, and then nothing has changed yet."""
@@ -175,6 +208,10 @@ def write_backup(connection: BaseDatabaseWrapper, path: Path | None = None) -> P
         "table_existed": exists,
         "rows": [stored_row(r) for r in read_rows(connection, exists)],
     }
+    extra = _read_other(connection, other)
+    if extra:
+        document["version"] = VERSION_OTHER_ROWS
+        document["other_rows"] = extra
     document["sha256"] = checksum(document)
     # A backup its own restore would refuse is no backup: refuse the repair instead.
     _check_rows(document, f"Cannot back up django_migrations to {path}: it")
@@ -208,16 +245,45 @@ def read_backup(path: Path) -> dict[str, Any]:
         raise DoctorError(f"Backup file {path} is not valid JSON ({exc}).") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise DoctorError(f"{path} is not a migration_doctor backup.")
-    if document.get("version") not in (1, VERSION):
+    if document.get("version") not in READABLE:
         raise DoctorError(
             f"Backup file {path} has format version {document.get('version')!r}; this "
-            f"migration_doctor reads versions 1 and {VERSION}."
+            f"migration_doctor reads versions {', '.join(map(str, READABLE[:-1]))} and "
+            f"{READABLE[-1]}."
         )
     rows = document.get("rows")
     if not isinstance(rows, list) or document.get("sha256") != checksum(document):
         raise DoctorError(f"Backup file {path} was edited or truncated (checksum mismatch).")
     _check_rows(document, f"Backup file {path}")
+    _check_other(document, f"Backup file {path}")
     return document
+
+
+def _check_other(document: dict[str, Any], subject: str) -> None:
+    """Version 3's other tables: a name, columns (the key first), rows of that many values."""
+    if document.get("version") != VERSION_OTHER_ROWS:
+        return
+    sets = document.get("other_rows")
+    if not isinstance(sets, list):
+        raise DoctorError(f"{subject} has no list of other rows.")
+    for entry in sets:
+        columns = entry.get("columns") if isinstance(entry, dict) else None
+        if not (
+            isinstance(entry, dict)
+            and set(entry) == {"table", "columns", "rows"}
+            and isinstance(entry["table"], str)
+            and isinstance(columns, list)
+            and columns
+            and all(isinstance(c, str) for c in columns)
+            and isinstance(entry["rows"], list)
+            and all(
+                isinstance(r, list)
+                and len(r) == len(columns)
+                and all(_text(v, True) or isinstance(v, (int, float)) for v in r)
+                for r in entry["rows"]
+            )
+        ):
+            raise DoctorError(f"{subject} has a malformed set of other rows: {entry!r}.")
 
 
 def _check_rows(document: dict[str, Any], subject: str) -> None:
@@ -297,8 +363,66 @@ def _values(
     return (row["id"], decode(row["app"]), decode(row["name"]), applied)
 
 
-def restore(connection: BaseDatabaseWrapper, path: Path, anywhere: bool = False) -> int:
-    """Put django_migrations back exactly as recorded (ids, names, stored values), atomically.
+def other_row_sets(document: dict[str, Any]) -> list[RowSet]:
+    """The rows outside django_migrations a backup holds, by table, columns and keys: what a
+    restore overwrites, so its own safety backup keeps them as they are now."""
+    return [
+        (e["table"], tuple(e["columns"]), [decode(r[0]) for r in e["rows"]])  # type: ignore[misc]
+        for e in document.get("other_rows", [])
+    ]
+
+
+@dataclass
+class Restored:
+    """What a restore put back, and what it leaves as the repair made it."""
+
+    rows: int  # of django_migrations
+    other: list[tuple[str, int]] = field(default_factory=list)  # (table, rows)
+    # The schema steps of the repairs the backup was taken for (its mirrored ledger): a
+    # restore puts rows back, never the schema.
+    schema_steps: list[str] = field(default_factory=list)
+    kinds: set[str] = field(default_factory=set)
+
+    def message(self, alias: str, safety: Path) -> str:
+        if not self.other:  # a backup of django_migrations alone, as it always read
+            return (
+                f"Restored {self.rows} rows into django_migrations on {alias!r} "
+                f"(the rows it replaced are in {safety})."
+            )
+        tables = ", ".join(f"{n} of {t}" for t, n in self.other)
+        text = (
+            f"Restored {self.rows} rows into django_migrations and {tables} on {alias!r} "
+            f"(the rows it replaced are in {safety})."
+        )
+        if self.schema_steps:
+            text += (
+                " A restore puts rows back, not the schema; these changes of the repair stay: "
+                + "; ".join(self.schema_steps)
+                + ". `python manage.py migration_doctor` shows the state that leaves"
+            )
+            if "user-model-switched" in self.kinds:
+                text += (
+                    " (for a user model moved to its new table: E013 with repair `resume`, "
+                    "which `--fix` finishes again)"
+                )
+            text += "."
+        return text
+
+
+def restored_summary(document: dict[str, Any], rows: int) -> Restored:
+    """`document`'s restore in numbers, and the schema steps its repairs left in place."""
+    repairs = [r for r in document.get("repairs", []) if isinstance(r, dict)]
+    return Restored(
+        rows,
+        [(e["table"], len(e["rows"])) for e in document.get("other_rows", [])],
+        [str(r.get("step")) for r in repairs if r.get("action") == "schema"],
+        {str(r.get("kind")) for r in repairs},
+    )
+
+
+def restore(connection: BaseDatabaseWrapper, path: Path, anywhere: bool = False) -> Restored:
+    """Put django_migrations back exactly as recorded (ids, names, stored values), and the
+    other rows a version 3 backup holds (by key: updated, or inserted if gone), atomically.
 
     `anywhere`: restore a backup of another database (or one that does not say which)."""
     document = read_backup(path)
@@ -321,8 +445,28 @@ def restore(connection: BaseDatabaseWrapper, path: Path, anywhere: bool = False)
                 cursor.executemany(insert, values)
             for statement in reset:
                 cursor.execute(statement)
+            _restore_other(connection, cursor, document.get("other_rows", []))
     except (DatabaseError, MigrationSchemaMissing) as exc:
         raise DoctorError(
             f"The database refused the rows of {path} ({first_line(exc)}); nothing was restored."
         ) from exc
-    return len(values)
+    return restored_summary(document, len(values))
+
+
+def _restore_other(
+    connection: BaseDatabaseWrapper, cursor: Any, sets: list[dict[str, Any]]
+) -> None:
+    qn = connection.ops.quote_name
+    for entry in sets:
+        table, columns = qn(entry["table"]), [qn(c) for c in entry["columns"]]
+        key, rest = columns[0], columns[1:]
+        update = f"UPDATE {table} SET {', '.join(f'{c} = %s' for c in rest)} WHERE {key} = %s"
+        insert = (
+            f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join(['%s'] * len(columns))})"
+        )
+        for row in entry["rows"]:
+            values = [decode(v) for v in row]
+            cursor.execute(update, [*values[1:], values[0]])
+            if cursor.rowcount == 0:  # MySQL counts matched rows (Django sets FOUND_ROWS)
+                cursor.execute(insert, values)

@@ -142,8 +142,12 @@ class FinalizeSquash(Step):
     squash_file: str = ""
     # Modules whose files change or go: imported copies must not outlive them.
     modules: list[str] = field(default_factory=list)
+    replaced: list[Key] = field(default_factory=list)
     writes_files = True
     action = "files"
+
+    def makes_stale(self) -> list[Key]:
+        return list(self.replaced)
 
     def sql(self, ctx: Context) -> list[str]:
         return [f"-- delete {p}" for p in self.delete] + [
@@ -201,6 +205,7 @@ def finalize_squash_step(finding: Finding, snapshot: Snapshot) -> tuple[list[Ste
             delete=files,
             squash_file=str(squash_file),
             modules=modules,
+            replaced=sorted(replaced),
         )
     ]
     if key not in snapshot.recorded:

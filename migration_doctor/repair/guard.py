@@ -123,12 +123,16 @@ class Replay:
     problems: list[str] = field(default_factory=list)
     tables: dict[str, _Table] = field(default_factory=dict)
     touched: set[str] = field(default_factory=set)
+    # Names dropped or renamed away by an earlier statement: no longer the live table.
+    gone: set[str] = field(default_factory=set)
 
     def _key(self, name: str) -> str:
         return self.schema.key(name)
 
     def _table(self, name: str) -> _Table | None:
         key = self._key(name)
+        if key in self.gone:
+            return self.tables.get(key)
         if key not in self.tables:
             live = self.schema.table(name)
             if live is None:
@@ -157,6 +161,7 @@ class Replay:
                     columns[self._key(names[0])] = _column_def(part)
             self.tables[self._key(_name(m, 1))] = _Table(columns, live=False)
             self.touched.add(self._key(_name(m, 1)))
+            self.gone.discard(self._key(_name(m, 1)))
         elif m := _COPY.match(sql):
             target, source = _name(m, 1), _name(m, 3)
             src, dst = self._table(source), self._table(target)
@@ -203,13 +208,17 @@ class Replay:
                             f"{', '.join(lost)} and their values"
                         )
             del self.tables[key]
+            self.gone.add(key)
         elif m := _RENAME_TABLE.match(sql):
             old, new = self._key(_name(m, 1)), self._key(_name(m, 2))
-            if old in self.tables:
-                moved = self.tables.pop(old)
+            moved = self._table(_name(m, 1))  # a live table renamed first: load it
+            if moved is not None:
+                del self.tables[old]
                 moved.carried = {}
                 self.tables[new] = moved
                 self.touched.add(new)
+                self.gone.add(old)
+                self.gone.discard(new)
         elif m := _ADD_COLUMN.match(sql):
             name = _name(m, 1)
             table = self._table(name)
@@ -298,7 +307,9 @@ def check_plan(ctx: Context, steps: Iterable[Step], allow_data_loss: bool) -> li
                 "--allow-data-loss to allow it"
             )
         replay.declared |= {
-            (o[0], *(schema.key(part) for part in o[1:])) for o in drops if o[0] != "constraint"
+            (o[0], *(schema.key(part) for part in o[1:]))
+            for o in drops
+            if o[0] in ("table", "column")
         }
         before = len(replay.problems)
         statements = step.sql(ctx)

@@ -22,11 +22,9 @@ from django.utils import timezone
 from ..classify import insert_row_sql, live_has, sql_literal
 from ..diagnose import Report
 from ..expected import Footprints, Key, ModelKey, Obj, collapse, column_of, describe
-from ..findings import Finding
+from ..findings import MANAGE, Finding
 from ..snapshot import Snapshot
 from ..snapshot.rows import recorder_table
-
-MANAGE = "python manage.py"
 
 
 class Context:
@@ -76,6 +74,16 @@ class Step:
     action = "schema"
 
     def rows_touched(self) -> list[Key]:
+        return []
+
+    def backed_up(self, ctx: Context) -> list[tuple[str, tuple[str, ...], list[int]]]:
+        """Rows outside django_migrations this step changes: (table, columns with the key
+        first, keys). The backup keeps them and --restore puts them back."""
+        return []
+
+    def makes_stale(self) -> list[Key]:
+        """Rows this step leaves without a file on purpose (a finalised squash's replaced
+        migrations, which Django leaves to `migrate --prune`)."""
         return []
 
     writes_schema = False
@@ -224,6 +232,16 @@ def add_missing(
             add.state_forwards(app, after)
             add.database_forwards(app, editor, current, after)
             current = after
+    added = {(o[1], o[2]) for o in objects if o[0] == "column"}
+    for obj in objects:
+        if obj[0] != "unique" or obj[1] in tables:
+            continue
+        if len(obj) == 3 and (obj[1], obj[2]) in added:
+            continue  # the field's AddField made it with the column
+        model = by_table[obj[1]]
+        by_column = {f.column.lower(): f for f in model._meta.local_fields if f.column}
+        fields = [by_column[c.lower()] for c in obj[2:]]
+        editor.execute(editor._create_unique_sql(model, fields))
     named = [o for o in objects if o[0] == "constraint" and o[1] not in tables]
     # Constraints first: on SQLite adding one rebuilds the table with every index the model
     # has, so an index may exist by the time its turn comes; look before adding.
@@ -537,16 +555,29 @@ def build_plan(
 
 
 def _roll_back(
-    finding: Finding, snapshot: Snapshot, key: Key, unsafe: list[int], allow_data_loss: bool
+    finding: Finding, snapshot: Snapshot, key: Key, why: str, allow_data_loss: bool
 ) -> tuple[list[Step], str]:
     app, name = key
-    why = (
-        f"operation(s) {', '.join(map(str, unsafe))} of {app}.{name} are themselves half "
-        "done in a way that cannot be completed safely"
-    )
     effect = snapshot.expected.effects[key]
-    present = [o for o in effect.creates if live_has(snapshot.schema, o) and o[0] != "constraint"]
+    present = [
+        o for o in effect.creates if live_has(snapshot.schema, o) and o[0] in ("table", "column")
+    ]
     present = collapse(present)
+    dropped = {o[1] for o in present if o[0] == "table"}
+    dropped_columns = {(o[1], o[2]) for o in present if o[0] == "column"}
+    kept = [
+        o
+        for o in effect.creates
+        if o[0] == "unique"
+        and live_has(snapshot.schema, o)
+        and o[1] not in dropped
+        and not any((o[1], c) in dropped_columns for c in o[2:])
+    ]
+    if kept:
+        return [], (
+            f"{why}; its present {', '.join(describe(o) for o in kept)} would stay behind a "
+            "roll-back: do it by hand"
+        )
     held = data_in(snapshot.connection, present)
     if held and not allow_data_loss:
         data = ", ".join(f"{k} ({v})" for k, v in held.items())
@@ -693,6 +724,12 @@ def _plan_missing_schema(p: PlanInput) -> tuple[list[Step], str]:
     assert app is not None and name is not None
     effect = snapshot.expected.effects[(app, name)]
     missing = [o for o in effect.creates if describe(o) in set(ev["missing"])]
+    forbidden = ev.get("forbidden_by_data")
+    if forbidden:
+        return [], (
+            f"the data forbids {forbidden[0]['constraint']} (duplicate values, listed in the "
+            "finding): make them unique first"
+        )
     return [
         CreateMissing(
             kind,
@@ -743,8 +780,21 @@ def _plan_partially_applied(p: PlanInput) -> tuple[list[Step], str]:
     assert app is not None and name is not None
     key = (app, name)
     progress = _op_progress(snapshot, key)
+    forbidden = ev.get("forbidden_by_data")
+    if forbidden:
+        first = forbidden[0]
+        why = (
+            f"the data forbids {first['constraint']} ({first['duplicates'][0]['rows']} rows "
+            "share a value): completing it would fail and recording it would claim a "
+            "constraint the database does not enforce"
+        )
+        return _roll_back(finding, snapshot, key, why, allow_data_loss)
     if progress.unsafe:
-        return _roll_back(finding, snapshot, key, progress.unsafe, allow_data_loss)
+        why = (
+            f"operation(s) {', '.join(map(str, progress.unsafe))} of {app}.{name} are "
+            "themselves half done in a way that cannot be completed safely"
+        )
+        return _roll_back(finding, snapshot, key, why, allow_data_loss)
     migration = snapshot.graph.graph.nodes[key]
     assert migration is not None
     run, unknown = progress.run, progress.unknown
@@ -894,6 +944,9 @@ def _without_repeats(steps: list[Step], earlier: list[Step]) -> list[Step]:
         kept.append(step)
     return kept
 
+
+# Planners in modules of their own register on import (they import this module's names).
+from . import usermodel as _usermodel  # noqa: E402, F401
 
 # The kinds --fix can repair, in the order of their planners above.
 REPAIRABLE = tuple(PLANNERS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +12,7 @@ from django.db import DatabaseError, transaction
 from django.db.migrations.recorder import MigrationRecorder
 
 from ..diagnose import Report, diagnose
-from ..findings import Finding
+from ..findings import Finding, Severity
 from ..ledger import ensure_table, write_entry
 from ..snapshot import DoctorError, first_line
 from ..snapshot.rows import RecordedRow
@@ -42,6 +42,8 @@ class RepairResult:
     # What went wrong after the repair committed (the ledger copy, the diagnosis after):
     # reported with what was done, never instead of it.
     problems: list[str] = field(default_factory=list)
+    # Warnings and errors the diagnosis after the repair has and the one before did not.
+    introduced: list[Finding] = field(default_factory=list)
 
     def would_leave(self) -> list[Finding]:
         """The findings a real run of this plan leaves (all of them when it is refused)."""
@@ -189,7 +191,13 @@ def run_repair(
                 answer_all, answer = True, "yes"
             (chosen if answer == "yes" else result.declined).append(step)
         if chosen:
-            result.backup = write_backup(connection, backup_path)
+            other = [rows for s in chosen for rows in s.backed_up(result.context)]
+            # Without other rows, called as always (the reliability tests wrap this call).
+            result.backup = (
+                write_backup(connection, backup_path, other)
+                if other
+                else write_backup(connection, backup_path)
+            )
             if on_backup:
                 on_backup(result.backup)
             checkpoint("after-backup")
@@ -251,4 +259,33 @@ def run_repair(
             f"The diagnosis after the repair failed ({first_line(exc)}); run migration_doctor "
             "again to see the state."
         )
+        return result
+    if result.before is not None and result.applied:
+        stale = {key for step in result.applied for key in step.makes_stale()}
+        result.introduced = introduced(result.before, result.after, stale)
+        result.problems.extend(
+            f"the repair introduced {f.kind} ({f.id}) {f.target}: {f.message}"
+            for f in result.introduced
+        )
     return result
+
+
+def _identity(finding: Finding) -> tuple[Any, ...]:
+    table = finding.evidence.get("table")
+    return (finding.kind, finding.app, finding.migration, table if isinstance(table, str) else "")
+
+
+def introduced(
+    before: Report, after: Report, made_stale: Collection[tuple[str, str]] = ()
+) -> list[Finding]:
+    """Warnings and errors after a repair that the diagnosis before it did not have: the
+    repair caused them, and it did not succeed even if everything else is clean. Rows a
+    step left without a file on purpose (`made_stale`) are no surprise."""
+    seen = {_identity(f) for f in before.findings}
+    return [
+        f
+        for f in after.findings
+        if f.severity >= Severity.WARNING
+        and _identity(f) not in seen
+        and not (f.kind == "stale-record" and (f.app, f.migration) in made_stale)
+    ]

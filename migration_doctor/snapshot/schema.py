@@ -52,6 +52,12 @@ class Table:
     indexes: dict[str, Index] = field(default_factory=dict)
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     checks: set[str] = field(default_factory=set)  # names of CHECK constraints
+    engine: str | None = None  # MySQL/MariaDB storage engine (InnoDB, MyISAM, Aria...)
+
+    @property
+    def enforces_foreign_keys(self) -> bool:
+        """MyISAM, Aria, MEMORY... accept FOREIGN KEY clauses and keep nothing of them."""
+        return self.engine is None or self.engine.lower() in ("innodb", "ndbcluster")
 
     def constraint_names(self) -> set[str]:
         names = set(self.indexes) | set(self.checks)
@@ -109,12 +115,28 @@ class LiveSchema:
         return self.column(table, column) is not None
 
     def has_object(self, obj: tuple[str, ...]) -> bool:
-        """("table", t) / ("column", t, c) / ("constraint", t, name), as expected.py names them."""
+        """("table", t) / ("column", t, c) / ("constraint", t, name) / ("unique", t, *columns),
+        as expected.py names them."""
         if obj[0] == "table":
             return self.has_table(obj[1])
         if obj[0] == "column":
             return self.has_column(obj[1], obj[2])
+        if obj[0] == "unique":
+            return self.has_unique(obj[1], obj[2:])
         return self.has_constraint(obj[1], obj[2])
+
+    def has_unique(self, table: str, columns: tuple[str, ...]) -> bool:
+        """A unique index or constraint (the primary key too) on exactly these columns."""
+        tbl = self.table(table)
+        if tbl is None:
+            return False
+        wanted = sorted(self.key(c).lower() for c in columns)
+        return any(
+            (index.unique or index.primary)
+            and index.valid
+            and sorted(self.key(c).lower() for c in index.columns) == wanted
+            for index in tbl.indexes.values()
+        )
 
     def has_constraint(self, table: str, name: str) -> bool:
         tbl = self.table(table)

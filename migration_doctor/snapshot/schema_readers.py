@@ -542,7 +542,7 @@ def read_postgresql(connection: BaseDatabaseWrapper) -> LiveSchema:
 # join on information_schema and would scan every database on the server.
 _MYSQL_OBJECTS = """
 SELECT 0 AS part, TABLE_NAME AS table_name, TABLE_TYPE AS table_type,
-       NULL AS column_name, NULL AS column_type, NULL AS is_nullable, 0 AS position,
+       NULL AS column_name, ENGINE AS column_type, NULL AS is_nullable, 0 AS position,
        0 AS has_default
 FROM information_schema.TABLES
 WHERE TABLE_SCHEMA = DATABASE()
@@ -594,8 +594,9 @@ def read_mysql(connection: BaseDatabaseWrapper) -> LiveSchema:
         columns = []
         for part, name, kind, column, type_, nullable, position, default in rows:
             name = _text(name)
-            if part == 0:
+            if part == 0:  # column_type holds the table's storage engine here
                 tables[name] = Table(name, kind="view" if _text(kind) == "VIEW" else "table")
+                tables[name].engine = _text(type_) if type_ is not None else None
             else:
                 columns.append(
                     (name, int(position), _text(column), _text(type_), nullable, default)

@@ -12,6 +12,7 @@ into a shell, names exactly the file or migration it is about and runs nothing e
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -110,13 +111,7 @@ def assert_names_visible(text: str, *names: str) -> None:
         assert shown(name) in text or shown(f".{name}")[1:] in text, (name, text)
 
 
-def run(alias: str, *args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    try:
-        call_command("migration_doctor", *args, database=alias, stdout=out, import_watch=False)
-    except SystemExit as exc:
-        return int(exc.code or 0), out.getvalue()
-    return 0, out.getvalue()
+run = h.doctor
 
 
 @pytest.fixture
@@ -276,6 +271,42 @@ def test_repair_plan_history_and_their_json(hostile: str, tmp_path: Path) -> Non
     assert {f"catalog.{n}" for n in ROW_NAMES} <= rows
 
 
+def test_the_fix_questions_and_its_json(hostile: str, monkeypatch: Any) -> None:
+    prompts: list[str] = []
+    monkeypatch.setattr(
+        "migration_doctor.management.commands.migration_doctor._stdin_is_terminal", lambda: True
+    )
+    monkeypatch.setattr("builtins.input", lambda prompt: prompts.append(prompt) or "q")
+    out = io.StringIO()
+    with contextlib.suppress(SystemExit):
+        call_command("migration_doctor", "--fix", database=hostile, stdout=out)
+    assert prompts
+    assert_inert("\n".join(prompts))
+    assert_names_visible("\n".join(prompts), MIGRATION)
+
+    _, text = run(hostile, "--fix", "--dry-run", "--format", "json")
+    assert raw_controls(text) == [] and "##[" not in text
+    steps = json.loads(text)["steps"]
+    assert MIGRATION in {step.get("migration") for step in steps}
+
+
+def test_system_checks_and_the_pytest_plugin_show_names_escaped(hostile: str) -> None:
+    """`manage.py check --database` and a failing pytest run print findings too."""
+    from migration_doctor.checks import check_migration_state
+    from migration_doctor.pytest_plugin import describe, failing
+
+    messages = check_migration_state(databases=[hostile])
+    assert messages
+    # Django's own layout: "\n\tHINT: ", and the hint's continuation lines after a tab.
+    text = "\n".join(str(m) for m in messages).replace("\n\t", "\n ")
+    assert_inert(text)
+    assert_names_visible(text, MIGRATION)
+    report = diagnose(hostile)
+    text = describe(report, failing(report))
+    assert_inert(text)
+    assert_names_visible(text, MIGRATION)
+
+
 def test_compare_shows_names_escaped(hostile: str, tmp_path: Path) -> None:
     other = "cmp_" + hostile
     cfg = dict(connections.settings[hostile])
@@ -298,7 +329,8 @@ BROKEN = "0006_\x1b[2J\n::error::broken"
 
 
 def test_a_hostile_file_that_does_not_load(fresh_db: str, package: Path, monkeypatch: Any) -> None:
-    h.migrate(fresh_db, "catalog", "0003_product_sku_stock")
+    # The squash: before Django 6.0 a replaced migration is not a node to migrate to.
+    h.migrate(fresh_db, "catalog", SQUASH_NAME)
     (package / f"{BROKEN}.py").write_text(
         "from django.db import migrations\n\nclass Migration(:\n"
     )

@@ -17,16 +17,21 @@ from django.db import DEFAULT_DB_ALIAS
 
 from migration_doctor.baseline import write_baseline
 from migration_doctor.compare import compare, render_comparison
-from migration_doctor.diagnose import Report, diagnose, migrated_aliases
+from migration_doctor.diagnose import Report, check_app_labels, diagnose, migrated_aliases
 from migration_doctor.findings import KINDS
 from migration_doctor.ledger import read_ledger
 from migration_doctor.render.github import render_github
+from migration_doctor.render.graph import render_app_graph
+from migration_doctor.render.html import render_html
 from migration_doctor.render.json import render_json, render_json_targets
 from migration_doctor.render.repair import render_outcome, render_plan
+from migration_doctor.render.safe import json_safe, shown
+from migration_doctor.render.sarif import render_sarif, render_sarif_targets
 from migration_doctor.render.text import render_text
 from migration_doctor.repair import RepairResult, run_repair
 from migration_doctor.repair.backup import (
     foreign,
+    other_row_sets,
     read_backup,
     refusal,
     restore,
@@ -54,7 +59,16 @@ def _base_dir() -> Path:
 
 # Each mode and the options that belong to it alone; an option given outside its mode, or
 # two modes at once, is a usage error rather than silently ignored.
-MODES = ("fix", "restore", "history", "migrate", "compare", "write_baseline", "all_databases")
+MODES = (
+    "fix",
+    "restore",
+    "history",
+    "migrate",
+    "compare",
+    "write_baseline",
+    "all_databases",
+    "graph",
+)
 ONLY_WITH = {
     "dry_run": ("fix",),
     "only": ("fix",),
@@ -68,16 +82,19 @@ ONLY_WITH = {
     "baseline": ("", "all_databases"),
     "import_timeout": ("", "all_databases"),
 }
+# The first format of a mode is its default.
 FORMATS = {
-    "": ("text", "json", "github"),
-    "all_databases": ("text", "json", "github"),
+    "": ("text", "json", "github", "html", "sarif"),
+    "all_databases": ("text", "json", "github", "sarif"),
     "fix": ("text", "json"),
     "history": ("text", "json"),
     "compare": ("text", "json"),
     "restore": ("text",),
     "migrate": ("text",),
     "write_baseline": ("text",),
+    "graph": ("mermaid", "dot"),
 }
+ALL_FORMATS = list(dict.fromkeys(f for formats in FORMATS.values() for f in formats))
 DEFAULTS = {
     "dry_run": False,
     "only": None,
@@ -102,8 +119,8 @@ def _given(options: dict[str, Any], name: str) -> bool:
     return value is not None if name == "write_baseline" else bool(value)
 
 
-def check_options(options: dict[str, Any]) -> None:
-    """Refuse combinations the command would otherwise ignore."""
+def check_options(options: dict[str, Any]) -> str:
+    """Refuse combinations the command would otherwise ignore; the mode ('' a diagnosis)."""
     modes = [m for m in MODES if _given(options, m)]
     if len(modes) > 1:
         raise DoctorError(f"{_flag(modes[0])} and {_flag(modes[1])} cannot be combined.")
@@ -112,7 +129,7 @@ def check_options(options: dict[str, Any]) -> None:
         if options.get(name, DEFAULTS[name]) != DEFAULTS[name] and mode not in allowed:
             where = " or ".join(_flag(m) if m else "a diagnosis" for m in allowed)
             raise DoctorError(f"{_flag(name)} goes with {where}.")
-    fmt = options.get("format", "text")
+    fmt = options.get("format") or FORMATS[mode][0]
     if fmt not in FORMATS[mode]:
         raise DoctorError(
             f"--format {fmt} is not available with {_flag(mode)} "
@@ -120,6 +137,9 @@ def check_options(options: dict[str, Any]) -> None:
         )
     if mode == "all_databases" and options.get("database", DEFAULT_DB_ALIAS) != DEFAULT_DB_ALIAS:
         raise DoctorError("--all-databases and --database cannot be combined.")
+    if mode == "graph" and options.get("app_label"):
+        raise DoctorError("--graph takes one app label (--graph APP), not more.")
+    return mode
 
 
 def _stdin_is_terminal() -> bool:
@@ -162,10 +182,12 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--format",
-            choices=["text", "json", "github"],
-            default="text",
-            help="text (for people, default), json (one object on stdout) or github "
-            "(GitHub Actions annotations at the migration files).",
+            choices=ALL_FORMATS,
+            default=None,
+            help="text (for people, default), json (one object on stdout), github (GitHub "
+            "Actions annotations at the migration files), html (one self-contained page with "
+            "the migration graphs) or sarif (SARIF 2.1.0, for code scanning). With --graph: "
+            "mermaid (default) or dot.",
         )
         parser.add_argument(
             "--fail-on",
@@ -204,6 +226,12 @@ class Command(BaseCommand):
             "--compare",
             metavar="OTHER_ALIAS",
             help="Compare the recorded history and schema of --database with OTHER_ALIAS.",
+        )
+        parser.add_argument(
+            "--graph",
+            metavar="APP",
+            help="Print the migration graph of APP and the migrations of other apps it "
+            "depends on, marked with the findings (--format mermaid or dot).",
         )
         parser.add_argument(
             "--baseline",
@@ -335,7 +363,8 @@ class Command(BaseCommand):
 
     def dispatch(self, options: dict[str, Any]) -> None:
         try:
-            check_options(options)
+            mode = check_options(options)
+            options["format"] = options.get("format") or FORMATS[mode][0]
             if options["restore"]:
                 self.restore(options)
                 return
@@ -351,6 +380,8 @@ class Command(BaseCommand):
                 status = self.write_baseline(options)
             elif options["all_databases"]:
                 status = self.all_databases(options)
+            elif options["graph"]:
+                status = self.graph(options)
             else:
                 report = self.diagnose(options["database"], options, watch=True)
                 self.render(report, options)
@@ -383,7 +414,7 @@ class Command(BaseCommand):
         )
         if import_watch is not None and import_watch.problem:
             self.stderr.write(
-                f"note: the import-time watch did not complete: {import_watch.problem}"
+                f"note: the import-time watch did not complete: {shown(import_watch.problem)}"
             )
         return report
 
@@ -409,8 +440,6 @@ class Command(BaseCommand):
     def history(self, options: dict[str, Any]) -> int:
         """The ledger's rows are data anyone with write access could have written: the text
         shows() every field, the JSON keeps them exact."""
-        from migration_doctor.render.safe import json_safe, shown
-
         connection = get_connection(options["database"])
         entries = read_ledger(connection)
         if options["format"] == "json":
@@ -445,16 +474,26 @@ class Command(BaseCommand):
         get_connection(other)  # one clear line when the alias is wrong or unreachable
         result = compare(options["database"], other)
         if options["format"] == "json":
-            self.stdout.write(json.dumps(result.as_dict(), indent=2) + "\n", ending="")
+            self.stdout.write(json_safe(json.dumps(result.as_dict(), indent=2)) + "\n", ending="")
         else:
             self.stdout.write(render_comparison(result), ending="")
         return 1 if result.differs else 0
+
+    def graph(self, options: dict[str, Any]) -> int:
+        """The graph of one app, marked with the whole diagnosis' findings."""
+        app = options["graph"]
+        check_app_labels([app])  # an unknown label: one line, before the diagnosis
+        report = diagnose(options["database"])
+        self.stdout.write(render_app_graph(report, app, options["format"]), ending="")
+        return 0
 
     def write_baseline(self, options: dict[str, Any]) -> int:
         path = Path(options["write_baseline"] or (_base_dir() / "migration_doctor_baseline.json"))
         report = diagnose(options["database"], options["app_label"])
         count = write_baseline(path, report.findings)
-        self.stdout.write(f"Wrote {count} finding(s) of database {report.database!r} to {path}.")
+        self.stdout.write(
+            f"Wrote {count} finding(s) of database {report.database!r} to {shown(path)}."
+        )
         return 0
 
     def all_databases(self, options: dict[str, Any]) -> int:
@@ -470,12 +509,15 @@ class Command(BaseCommand):
                 worst = 2
                 continue
             reports.append(report)
-            if options["format"] != "json":
+            if options["format"] not in ("json", "sarif"):
                 self.render(report, options)
                 self.stdout.write("")
             worst = max(worst, 1 if report.fails(options["fail_on"]) else 0)
         if options["format"] == "json":
             self.stdout.write(render_json_targets(reports, errors, options["fail_on"]), ending="")
+        elif options["format"] == "sarif":
+            targets = render_sarif_targets(reports, errors, base_dir=_base_dir())
+            self.stdout.write(targets, ending="")
         return worst
 
     # -- output ------------------------------------------------------------------------
@@ -490,6 +532,10 @@ class Command(BaseCommand):
             self.stdout.write(render_json(report), ending="")
         elif options["format"] == "github":
             self.stdout.write(render_github(report), ending="")
+        elif options["format"] == "html":
+            self.stdout.write(render_html(report, apps=options["app_label"]), ending="")
+        elif options["format"] == "sarif":
+            self.stdout.write(render_sarif(report, base_dir=_base_dir()), ending="")
         else:
             self.stdout.write(
                 render_text(report, verbosity=options["verbosity"], color=self.color(options)),
@@ -524,7 +570,7 @@ class Command(BaseCommand):
 
         def confirm(step: Step) -> str:
             answer = ask(
-                f"Apply step {numbers.get(id(step), '?')} ({step.title})? "
+                f"Apply step {numbers.get(id(step), '?')} ({shown(step.title)})? "
                 "[y]es/[n]o/[a]ll/[q]uit: "
             )
             return {"y": "yes", "a": "all", "q": "quit"}.get(answer.strip().lower()[:1], "no")
@@ -535,7 +581,7 @@ class Command(BaseCommand):
 
         def on_backup(path: Path) -> None:
             if not as_json:
-                self.stdout.write(f"Backup of django_migrations written to {path}")
+                self.stdout.write(f"Backup of django_migrations written to {shown(path)}")
 
         result = run_repair(
             options["database"],
@@ -553,22 +599,24 @@ class Command(BaseCommand):
         if as_json:
             ctx = result.context
             self.stdout.write(
-                json.dumps(
-                    {
-                        "version": 1,
-                        "dry_run": result.dry_run,
-                        "steps": [s.as_dict(ctx) for s in result.plan.steps],
-                        "skipped": [
-                            {**f.as_dict(), "reason": why} for f, why in result.plan.skipped
-                        ],
-                        "refused": result.refused,
-                        "backup": str(result.backup) if result.backup else None,
-                        "applied": len(result.applied),
-                        "after": result.after.as_dict() if result.after else None,
-                        "problems": result.problems,
-                    },
-                    indent=2,
-                    default=str,
+                json_safe(
+                    json.dumps(
+                        {
+                            "version": 1,
+                            "dry_run": result.dry_run,
+                            "steps": [s.as_dict(ctx) for s in result.plan.steps],
+                            "skipped": [
+                                {**f.as_dict(), "reason": why} for f, why in result.plan.skipped
+                            ],
+                            "refused": result.refused,
+                            "backup": str(result.backup) if result.backup else None,
+                            "applied": len(result.applied),
+                            "after": result.after.as_dict() if result.after else None,
+                            "problems": result.problems,
+                        },
+                        indent=2,
+                        default=str,
+                    )
                 )
                 + "\n",
                 ending="",
@@ -584,7 +632,7 @@ class Command(BaseCommand):
                     ending="",
                 )
         for problem in result.problems:  # after the commit: beside what was done, not instead
-            self.stderr.write(f"warning: {problem}")
+            self.stderr.write(f"warning: {shown(problem)}")
         if result.refused:
             return 1
         if result.dry_run:
@@ -595,6 +643,8 @@ class Command(BaseCommand):
         after = result.after
         if after is None and result.problems:
             return 2  # repaired, but what it left could not be diagnosed
+        if result.introduced:
+            return 1  # the repair made something worse, whatever --fail-on says
         return 1 if after is not None and after.fails(options["fail_on"]) else 0
 
     def restore(self, options: dict[str, Any]) -> None:
@@ -605,18 +655,17 @@ class Command(BaseCommand):
         if why and not options["restore_anywhere"]:
             raise refusal(path, why, connection)
         rows = document["rows"]
+        other = other_row_sets(document)
         if options["interactive"]:
+            also = "".join(f" and {len(k)} of {shown(t)}" for t, _, k in other)
             answer = ask(
                 f"Replace every row of django_migrations on {connection.alias!r} with the "
-                f"{len(rows)} rows of {path}? [y/N]: "
+                f"{len(rows)} rows of {shown(path)}{also}? [y/N]: "
             )
             if answer.strip().lower()[:1] != "y":
                 self.stdout.write("Nothing restored.")
                 return
         with repair_lock(connection, options["lock_timeout"]):
-            safety = write_backup(connection, None)
-            count = restore(connection, path, anywhere=options["restore_anywhere"])
-        self.stdout.write(
-            f"Restored {count} rows into django_migrations on {connection.alias!r} "
-            f"(the rows it replaced are in {safety})."
-        )
+            safety = write_backup(connection, None, other=other)
+            restored = restore(connection, path, anywhere=options["restore_anywhere"])
+        self.stdout.write(shown(restored.message(connection.alias, safety)))
