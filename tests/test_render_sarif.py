@@ -28,7 +28,7 @@ from .reliability.test_escaping import (  # noqa: F401  (fixtures)
     raw_controls,
 )
 
-jsonschema = pytest.importorskip("jsonschema", reason="the dev extra: pip install -e '.[dev]'")
+jsonschema = pytest.importorskip("jsonschema", reason="the test extra: pip install -e '.[test]'")
 
 SCHEMA = json.loads(
     (Path(__file__).parent / "data" / "sarif" / "sarif-schema-2.1.0.json").read_text()
