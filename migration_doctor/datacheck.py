@@ -37,11 +37,8 @@ def duplicates(
         f"SELECT {cols}, COUNT(*) FROM {qn(table)} WHERE {not_null} GROUP BY {cols} "
         f"HAVING COUNT(*) > 1 ORDER BY COUNT(*) DESC LIMIT {SAMPLE + 1}"
     )
-    snapshot.queries.append(sql)
     try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-            rows = cursor.fetchall()
+        rows = snapshot.read(sql)
     except DatabaseError:  # unreadable table: no evidence either way
         return [], False
     groups = [

@@ -356,11 +356,8 @@ def _orphans(snapshot: Snapshot, table: str, column: str, target: str, to: str) 
         f"SELECT COUNT(*) FROM {qn(table)} AS s LEFT JOIN {qn(target)} AS t "
         f"ON s.{qn(column)} = t.{qn(to)} WHERE s.{qn(column)} IS NOT NULL AND t.{qn(to)} IS NULL"
     )
-    snapshot.queries.append(sql)
     try:
-        with snapshot.connection.cursor() as cursor:
-            cursor.execute(sql)
-            return int(cursor.fetchone()[0])
+        return int(snapshot.read(sql)[0][0])
     except DatabaseError:
         return None
 

@@ -319,9 +319,7 @@ def _counts(snapshot: Snapshot, tables: list[str]) -> list[int]:
         return []
     qn = snapshot.connection.ops.quote_name
     select = ", ".join(f"(SELECT COUNT(*) FROM {qn(t)})" for t in tables)
-    with snapshot.connection.cursor() as cursor:
-        cursor.execute(f"SELECT {select}")
-        return [int(v) for v in cursor.fetchone()]
+    return [int(v) for v in snapshot.read(f"SELECT {select}")[0]]
 
 
 def detect(snapshot: Snapshot) -> Switch | None:
@@ -447,13 +445,11 @@ def _content_type_back(snapshot: Snapshot, old_key: tuple[str, str], app: str) -
     if not snapshot.schema.has_table(table):
         return False
     qn = snapshot.connection.ops.quote_name
-    with snapshot.connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT COUNT(*) FROM {qn(table)} WHERE {qn('app_label')} = %s "
-            f"AND {qn('model')} = %s",
-            old_key,
-        )
-        return bool(cursor.fetchone()[0])
+    [(count,)] = snapshot.read(
+        f"SELECT COUNT(*) FROM {qn(table)} WHERE {qn('app_label')} = %s AND {qn('model')} = %s",
+        old_key,
+    )
+    return bool(count)
 
 
 def _referencing(schema: Any, tables: set[str]) -> list[str]:

@@ -7,7 +7,7 @@ the backend offers one, so the three sources describe the same moment.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +57,14 @@ class Snapshot:
     @property
     def recorded(self) -> set[tuple[str, str]]:
         return {row.key for row in self.rows}
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A read-only query for a finding's evidence, after the snapshot was taken (one per
+        finding, none on a healthy database): counted with the snapshot's statements."""
+        self.queries.append(sql)
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
 
     @property
     def connection(self) -> BaseDatabaseWrapper:
