@@ -1,7 +1,9 @@
 """`python -m migration_doctor --settings=mysite.settings`: the import-time watch alone.
 
-For projects whose manage.py crashes (or hangs) before any command runs: a query in
-models.py or AppConfig.ready(), a thread started at import. It imports the project the way
+The process `manage.py migration_doctor` starts beside itself to watch the project's import
+(`traps.child.ImportWatch`, with --format=json), and the entry point for projects whose
+manage.py crashes (or hangs) before any command runs: a query in models.py or
+AppConfig.ready(), a thread started at import. It imports the project the way
 manage.py does — django.setup(), then the URLconf as the system checks import it — while
 watching every SQL statement and every thread, prints the findings and exits:
 0 nothing at error level, 1 an error-level finding, 2 the doctor cannot run (the settings do
@@ -24,7 +26,8 @@ from pathlib import Path
 from typing import IO, NoReturn
 
 from .findings import Severity
-from .traps import DEFAULT_TIMEOUT, WatchOutcome, watch_project
+from .traps.child import DEFAULT_TIMEOUT
+from .traps.watch import WatchOutcome, watch_project
 
 WIDTH = 100
 _EMIT = threading.Lock()

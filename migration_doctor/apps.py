@@ -1,5 +1,3 @@
-from types import ModuleType
-
 from django.apps import AppConfig
 from django.core import checks
 
@@ -7,15 +5,6 @@ from django.core import checks
 class MigrationDoctorConfig(AppConfig):
     name = "migration_doctor"
     verbose_name = "Migration doctor"
-
-    def __init__(self, app_name: str, app_module: ModuleType | None) -> None:
-        super().__init__(app_name, app_module)
-        # Created while django.setup() imports the app configs, before any models module or
-        # ready() runs: in `manage.py migration_doctor` (and only there) start watching the
-        # import for queries and threads, so the command needs no second process to do it.
-        from .traps import watch_setup
-
-        watch_setup()
 
     def ready(self) -> None:
         from .checks import check_migration_state

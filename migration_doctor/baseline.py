@@ -11,8 +11,8 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from .errors import DoctorError
 from .findings import Finding
-from .snapshot import DoctorError
 
 
 def fingerprint(finding: Finding) -> str:

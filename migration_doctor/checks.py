@@ -109,7 +109,7 @@ def check_migration_state(
     if not databases or should_skip():
         return []
     from .diagnose import diagnose
-    from .snapshot import DoctorError
+    from .errors import DoctorError
 
     labels = [config.label for config in app_configs] if app_configs is not None else []
     messages: list[checks.CheckMessage] = []

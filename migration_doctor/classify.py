@@ -28,7 +28,7 @@ from .snapshot.schema import LiveSchema
 # -- Django's own words, per backend -------------------------------------------------------
 
 
-def exists_error(vendor: str, obj: Obj) -> str:
+def exists_error(vendor: str, obj: Obj, schema: LiveSchema | None = None) -> str:
     """The error `migrate` raises when it tries to create what is already there."""
     if obj[0] == "table":
         return {
@@ -46,6 +46,9 @@ def exists_error(vendor: str, obj: Obj) -> str:
             "postgresql": f'relation "{obj[1]}_..._uniq" already exists (unique on {cols})',
             "mysql": f"(1061, \"Duplicate key name '{obj[1]}_..._uniq'\") (unique on {cols})",
         }.get(vendor, f"index {obj[1]}_..._uniq already exists (unique on {cols})")
+    if obj[0] == "index":  # Django's generated name: the live index's, if there is one
+        live = schema.index_on(obj[1], obj[2:]) if schema is not None else None
+        obj = ("constraint", obj[1], live.name if live else f"{obj[1]}_{'_'.join(obj[2:])}_...")
     return {
         "postgresql": f'relation "{obj[2]}" already exists',
         "mysql": f"(1061, \"Duplicate key name '{obj[2]}'\")",
@@ -68,6 +71,16 @@ def missing_error(vendor: str, obj: Obj) -> str:
         return (
             f"MultipleObjectsReturned from get() once duplicate ({', '.join(obj[2:])}) values "
             f"are inserted, which {obj[1]} no longer rejects"
+        )
+    if obj[0] == "index":
+        cols = ", ".join(obj[2:])
+        slow = f"nothing at first, but lookups on ({cols}) read the whole of {obj[1]}"
+        if len(obj) == 3:
+            return slow
+        # alter_index_together looks the index up by its columns to drop it.
+        return (
+            f"{slow}; a migration removing it from index_together fails with: ValueError: "
+            f"Found wrong number (0) of constraints for {obj[1]}({cols})"
         )
     return f"constraint {obj[2]} does not exist"
 
@@ -703,7 +716,7 @@ class Classifier:
         first_op = next(op for op in effect.operations if done_set & {*op.creates, *op.removes})
         made = [o for o in first_op.creates if o in done_set]
         error = (
-            exists_error(self.vendor, made[0])
+            exists_error(self.vendor, made[0], self.schema)
             if made
             else missing_error(self.vendor, next(o for o in first_op.removes if o in done_set))
         )

@@ -96,14 +96,14 @@ def _explain(finding: Finding, blocked: list[dict[str, Any]]) -> None:
         finding.fix = Fix(
             "Make the values unique, then re-create the constraint (the repair does once "
             "they are).",
-            (f"{MANAGE} migration_doctor --fix  # once the duplicate values are gone",),
+            (f"{MANAGE} migration_doctor_fix  # once the duplicate values are gone",),
         )
         return
     finding.fix = Fix(
         "Roll the present part back (the repair does, while it holds no data), make the values "
         "unique, then apply the migration whole.",
         (
-            f"{MANAGE} migration_doctor --fix",
+            f"{MANAGE} migration_doctor_fix",
             f"{MANAGE} migrate {app} {name}  # once the duplicate values are gone",
         ),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import django
 from django.apps import apps
@@ -15,13 +16,16 @@ from .classify import classify
 from .conf import DoctorSettings, doctor_settings
 from .datacheck import forbidden_by_data
 from .drift import schema_drift
+from .errors import DoctorError
 from .findings import Finding, Severity
 from .leftovers import untracked_columns, untracked_uniques
 from .modelcheck import model_changes
 from .position import AppPosition, schema_positions
-from .snapshot import DoctorError, Snapshot, missing_file_findings, take_snapshot
-from .traps import TrapWatch
+from .snapshot import Snapshot, missing_file_findings, take_snapshot
 from .usermodel import user_model_switched
+
+if TYPE_CHECKING:
+    from .traps.child import ImportWatch
 
 SEVERITY_ORDER = {"error": Severity.ERROR, "warning": Severity.WARNING, "info": Severity.INFO}
 # Before a deploy these fail too: a recorded migration whose file the release removed, and
@@ -152,7 +156,7 @@ def diagnose(
     models: bool = True,
     baseline: Path | None = None,
     deploy: bool = False,
-    import_watch: TrapWatch | None = None,
+    import_watch: ImportWatch | None = None,
 ) -> Report:
     """Read the three sources of truth for `database` and name every disagreement.
 

@@ -3,8 +3,8 @@
 The state is advanced once along the plan (no re-rendering per migration, no model
 rendering at all): for every operation the doctor compares the schema "footprint" of the
 models it touches before and after `state_forwards`. A footprint is the set of tables,
-columns and named indexes/constraints Django's schema editor would create for a model on
-this connection.
+columns, unique constraints and indexes (named ones by name, generated ones by columns) and
+named constraints Django's schema editor would create for a model on this connection.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from django.db.migrations.graph import MigrationGraph
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ModelState, ProjectState
 from django.db.migrations.utils import resolve_relation
-from django.db.models import CheckConstraint, Index, Model, UniqueConstraint
+from django.db.models import CASCADE, CheckConstraint, ForeignKey, Index, Model, UniqueConstraint
 
 Key = tuple[str, str]
 ModelKey = tuple[str, str]
 # ("table", table) | ("column", table, column) | ("constraint", table, name)
+# | ("unique", table, *sorted columns) | ("index", table, *columns in order)
 Obj = tuple[str, ...]
 
 # The create_sql of Django's own index and constraint classes: the feature rules describe them.
@@ -63,14 +64,15 @@ def no_cycle_collection() -> Iterator[None]:
 
 def collapse(objs: list[Obj]) -> list[Obj]:
     """A table stands for its own columns and constraints in the same list, a column for
-    its own unique constraint (`unique=True`: adding the field adds it)."""
+    its own unique constraint and index (`unique=True`, `db_index`: adding the field adds
+    them)."""
     tables = {o[1] for o in objs if o[0] == "table"}
     columns = {(o[1], o[2]) for o in objs if o[0] == "column"}
     return [
         o
         for o in objs
         if (o[0] == "table" or o[1] not in tables)
-        and not (o[0] == "unique" and len(o) == 3 and (o[1], o[2]) in columns)
+        and not (o[0] in ("unique", "index") and len(o) == 3 and (o[1], o[2]) in columns)
     ]
 
 
@@ -81,6 +83,8 @@ def describe(obj: Obj) -> str:
         return f"column {obj[1]}.{obj[2]}"
     if obj[0] == "unique":
         return f"unique ({', '.join(obj[2:])}) on {obj[1]}"
+    if obj[0] == "index":
+        return f"index ({', '.join(obj[2:])}) on {obj[1]}"
     return f"constraint {obj[2]} on {obj[1]}"
 
 
@@ -89,6 +93,13 @@ def unique_obj(table: str, columns: Iterable[str]) -> Obj:
     database knows it by its columns, whatever the name. Columns sorted: the order of a
     unique constraint changes nothing it forbids."""
     return ("unique", table, *sorted(columns))
+
+
+def index_obj(table: str, columns: Iterable[str]) -> Obj:
+    """An index Django names by a hash (`db_index`, a ForeignKey's own index,
+    `index_together`): known by its columns, whatever the name. Columns in order: an index
+    on (a, b) serves other queries than one on (b, a)."""
+    return ("index", table, *columns)
 
 
 @dataclass
@@ -132,9 +143,12 @@ class Footprints:
         self.features = connection.features
         self.max_name = default_connection.ops.max_name_length()
         self._allowed: dict[ModelKey, bool] = {}
-        # id(field) -> (field, name, column). Fields in a migration state are replaced, not
-        # edited, when an operation changes them; holding the field keeps its id unique.
-        self._columns: dict[int, tuple[Any, str, str | None]] = {}
+        # id(field) -> (field, name, column, indexed). Fields in a migration state are
+        # replaced, not edited, when an operation changes them; holding the field keeps its
+        # id unique.
+        self._columns: dict[int, tuple[Any, str, str | None, bool]] = {}
+        self._m2m_indexed: dict[bool, bool] = {}  # db_constraint -> its FKs are indexed
+        self._rules: Any = None  # a schema editor asked about fields, never executing
         self._creates: dict[tuple[type, str, str], bool] = {}
         self._editor: Any = None  # collect_sql=True: never entered, never executes
 
@@ -175,18 +189,30 @@ class Footprints:
                 continue
             cached = self._columns.get(id(fld))
             if cached is not None and cached[0] is fld and cached[1] == name:
-                column = cached[2]
+                column, indexed = cached[2], cached[3]
             else:
-                column = column_of(name, fld)
-                self._columns[id(fld)] = (fld, name, column)
+                probe = _probe(name, fld)
+                column = probe.get_attname_column()[1]
+                indexed = bool(column) and self._field_indexed(table, probe)
+                self._columns[id(fld)] = (fld, name, column, indexed)
             if column:
                 objs.add(("column", table, column))
                 if fld.unique and not fld.primary_key:
                     objs.add(unique_obj(table, [column]))
+                if indexed:
+                    objs.add(index_obj(table, [column]))
         for names in ms.options.get("unique_together") or ():
             columns = [column_of(n, ms.fields[n]) if n in ms.fields else None for n in names]
             if columns and all(columns):
                 objs.add(unique_obj(table, [c for c in columns if c]))
+        # Gone from Meta since Django 5.1, still in old migrations' state: alter_index_together
+        # creates an index for each, but SQLite's table rebuild (any later AlterField) renders
+        # the model without it and loses the index: expected only where nothing rebuilds.
+        together = () if self.connection.vendor == "sqlite" else ms.options.get("index_together")
+        for names in together or ():
+            columns = [column_of(n, ms.fields[n]) if n in ms.fields else None for n in names]
+            if columns and all(columns):
+                objs.add(index_obj(table, [c for c in columns if c]))
         if ms.options.get("order_with_respect_to"):
             objs.add(("column", table, "_order"))
         for index in ms.options.get("indexes", ()):
@@ -198,6 +224,34 @@ class Footprints:
             ):
                 objs.add(("constraint", table, constraint.name))
         return objs
+
+    def _field_indexed(self, table: str, probe: Any) -> bool:
+        """Whether the backend gives this field an index of its own (`db_index`, a
+        ForeignKey's): the schema editor's own `_field_should_be_indexed` is asked.
+
+        The MySQL editor asks the table's storage engine there (InnoDB indexes a foreign key
+        itself, so Django adds none): a query per table, which the diagnosis never sends.
+        It is answered with the server's default engine, the one `migrate` gives a new
+        table. A question the editor cannot answer expects nothing (no false alarm).
+        """
+        if not probe.db_index:
+            return False
+        if self._rules is None:
+            self._rules = self.connection.schema_editor(collect_sql=True)
+            self._rules.connection = _Offline(self.connection)
+        try:
+            return bool(self._rules._field_should_be_indexed(_TableOnly(table), probe))
+        except Exception:
+            return False
+
+    def _m2m_fk_indexed(self, db_constraint: bool) -> bool:
+        """Whether the two ForeignKeys of an auto-created M2M table get their own indexes."""
+        answer = self._m2m_indexed.get(db_constraint)
+        if answer is None:
+            probe = ForeignKey("self", CASCADE, db_constraint=db_constraint)
+            probe.name = "m2m"
+            answer = self._m2m_indexed[db_constraint] = self._field_indexed("", probe)
+        return answer
 
     def _backend_creates(self, key: ModelKey, ms: ModelState, table: str, obj: Any) -> bool:
         """Whether an index or constraint class with its own `create_sql` makes anything here.
@@ -241,6 +295,9 @@ class Footprints:
         yield ("column", m2m_table, f"{from_}_id")
         yield ("column", m2m_table, f"{to}_id")
         yield unique_obj(m2m_table, [f"{from_}_id", f"{to}_id"])  # its unique_together
+        if self._m2m_fk_indexed(bool(getattr(fld.remote_field, "db_constraint", True))):
+            yield index_obj(m2m_table, [f"{from_}_id"])
+            yield index_obj(m2m_table, [f"{to}_id"])
 
     def _index_created(self, index: Any) -> bool:
         if not getattr(index, "name", None):
@@ -265,6 +322,40 @@ class Footprints:
         if isinstance(constraint, CheckConstraint):
             return bool(self.features.supports_table_check_constraints)
         return False  # exclusion and third-party constraints: not checked
+
+
+class _Offline:
+    """The connection as the rule-asking schema editor sees it: everything of the real
+    one, except that it never sends a statement (see Footprints._field_indexed)."""
+
+    def __init__(self, connection: BaseDatabaseWrapper):
+        self._connection = connection
+        self.introspection = _OfflineIntrospection(connection)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+    def cursor(self) -> None:
+        return None
+
+
+class _OfflineIntrospection:
+    def __init__(self, connection: BaseDatabaseWrapper):
+        self._connection = connection
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection.introspection, name)
+
+    def get_storage_engine(self, cursor: Any, table_name: str) -> str:
+        """Django's own answer for a table that does not exist yet: the default engine."""
+        return str(self._connection.features._mysql_storage_engine)  # type: ignore[attr-defined]
+
+
+class _TableOnly:
+    """A stand-in model for field questions: the editors look at its table name only."""
+
+    def __init__(self, table: str):
+        self._meta = type("Meta", (), {"db_table": table})()
 
 
 def _render_alone(app: str, ms: ModelState, table: str) -> Any:
@@ -292,11 +383,16 @@ def describe_operation(op: Operation) -> str:
     return op.describe()
 
 
-def column_of(name: str, fld: Any) -> str | None:
-    """The column Django gives this field, without binding the shared state field."""
+def _probe(name: str, fld: Any) -> Any:
+    """A copy of the shared state field, named, for questions that must not bind it."""
     probe = copy.copy(fld)
     probe.name = name
-    _, column = probe.get_attname_column()
+    return probe
+
+
+def column_of(name: str, fld: Any) -> str | None:
+    """The column Django gives this field, without binding the shared state field."""
+    _, column = _probe(name, fld).get_attname_column()
     return column
 
 
@@ -508,7 +604,7 @@ class PlanWalk:
 
 
 def _ordered(objs: set[Obj]) -> list[Obj]:
-    order = {"table": 0, "column": 1, "constraint": 2, "unique": 3}
+    order = {"table": 0, "column": 1, "constraint": 2, "unique": 3, "index": 4}
     return sorted(objs, key=lambda o: (o[1], order[o[0]], o[2:]))
 
 

@@ -196,7 +196,7 @@ def migration_doctor(request: pytest.FixtureRequest) -> Report:
     """
     blocker = _setup_test_database(request)
     from .diagnose import diagnose
-    from .snapshot import DoctorError
+    from .errors import DoctorError
 
     with blocker.unblock():
         if not _test_database_ready(request.config, ALIAS):

@@ -30,7 +30,7 @@ from .findings import MANAGE, Finding, Fix
 from .snapshot import Snapshot
 
 KIND = "user-model-switched"
-FIX_COMMAND = f"{MANAGE} migration_doctor --fix --only {KIND}"
+FIX_COMMAND = f"{MANAGE} migration_doctor_fix --only {KIND}"
 
 
 @dataclass
@@ -620,7 +620,8 @@ def _only_references(finding: Finding, refs: set[tuple[str, ...]]) -> bool:
 
 def _only_renamed_columns(finding: Finding, s: Switch) -> bool:
     """A missing-schema finding about nothing but user columns named after the new model
-    (`customuser_id`) in M2M tables that still have the old one, and their unique pairs."""
+    (`customuser_id`) in M2M tables that still have the old one, their unique pairs and
+    indexes."""
     renamed = [m for m in s.m2m if m.column != m.new_column]
     missing = finding.evidence.get("missing") or []
     if not renamed or not missing:
@@ -630,10 +631,12 @@ def _only_renamed_columns(finding: Finding, s: Switch) -> bool:
         for m in renamed:
             if what == f"column {m.new_table}.{m.new_column}":
                 return True
-            if what.startswith("unique (") and what.endswith(f" on {m.new_table}"):
-                columns = what[len("unique (") : -len(f" on {m.new_table}")].rstrip(")")
-                if m.new_column in columns.split(", "):
-                    return True
+            for kind in ("unique", "index"):
+                head, tail = f"{kind} (", f" on {m.new_table}"
+                if what.startswith(head) and what.endswith(tail):
+                    columns = what[len(head) : -len(tail)].rstrip(")")
+                    if m.new_column in columns.split(", "):
+                        return True
         return False
 
     return all(explained(str(w)) for w in missing)

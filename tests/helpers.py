@@ -119,22 +119,42 @@ def statements_of(alias: str, action: Any) -> list[str]:
     return seen
 
 
+# Tests name a job by its 0.1 flag (`--fix ...`) and run the command that does it now; the old
+# spelling itself is tested in tests/test_command.py.
+JOBS = {
+    "--fix": "migration_doctor_fix",
+    "--restore": "migration_doctor_restore",
+    "--history": "migration_doctor_history",
+    "--migrate": "migration_doctor_migrate",
+    "--graph": "migration_doctor_graph",
+}
+
+
+def command_argv(*args: str) -> list[str]:
+    """The command and its arguments for `args`, a diagnosis unless the first is a job."""
+    if args and args[0] in JOBS:
+        return [JOBS[args[0]], *args[1:]]
+    return ["migration_doctor", *args]
+
+
 def doctor(alias: str, *args: str, watch: bool = False) -> tuple[int, str]:
     """The command in-process: its exit status and stdout; the import watch
     (tests/test_traps.py) only when asked."""
     out = io.StringIO()
+    name, *rest = command_argv(*args)
+    extra = {"import_watch": watch} if name == "migration_doctor" else {}
     try:
-        call_command("migration_doctor", *args, database=alias, stdout=out, import_watch=watch)
+        call_command(name, *rest, database=alias, stdout=out, **extra)
     except SystemExit as exc:
         return int(exc.code or 0), out.getvalue()
     return 0, out.getvalue()
 
 
 def fix(alias: str, *args: str) -> tuple[int, str]:
-    """`migration_doctor --fix --noinput ...` on `alias`: its exit status and stdout."""
+    """`migration_doctor_fix --noinput ...` on `alias`: its exit status and stdout."""
     out = io.StringIO()
     try:
-        call_command("migration_doctor", "--fix", "--noinput", *args, database=alias, stdout=out)
+        call_command("migration_doctor_fix", "--noinput", *args, database=alias, stdout=out)
     except SystemExit as exc:
         return int(exc.code or 0), out.getvalue()
     return 0, out.getvalue()

@@ -277,3 +277,38 @@ def test_format_github(fresh_db):
     assert "catalog/migrations/0003_product_sku_stock.py,line=" in first
     assert "title=migration_doctor.E001 table-exists::" in first
     assert last.startswith("migration_doctor: database")
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (["--fix", "--dry-run"], ["migration_doctor_fix", "--dry-run"]),
+        (["--history", "--format", "json"], ["migration_doctor_history", "--format", "json"]),
+        (["--graph", "orders"], ["migration_doctor_graph", "orders"]),
+    ],
+    ids=["fix", "history", "graph"],
+)
+def test_the_old_spelling_works_with_a_deprecation_warning(fresh_db, old, new):
+    """0.1's `migration_doctor --fix ...` runs migration_doctor_fix for one more release:
+    the same output and status, and a warning on stderr that names the new command."""
+    h.migrate(fresh_db)
+    h.unrecord(fresh_db, "orders", "0002_order_note")  # something to repair
+    before = h.recorded(fresh_db)
+
+    def run_command(name: str, *args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            call_command(name, *args, database=fresh_db, stdout=out, stderr=err)
+        except SystemExit as exc:
+            return int(exc.code or 0), out.getvalue(), err.getvalue()
+        return 0, out.getvalue(), err.getvalue()
+
+    status, out, err = run_command("migration_doctor", *old)
+    new_status, new_out, new_err = run_command(*new)
+    assert (status, out) == (new_status, new_out)
+    assert new_err == ""
+    assert err.strip() == (
+        f"warning: `migration_doctor {old[0]}` is deprecated and will be removed in "
+        f"migration_doctor 0.3.0: use `manage.py {new[0]}`."
+    )
+    assert h.recorded(fresh_db) == before  # a dry run, a listing, a graph: nothing changed

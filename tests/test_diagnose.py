@@ -303,7 +303,7 @@ def test_duplicate_rows_are_reported_and_repaired(fresh_db):
     assert len(finding.evidence["ids"]) == 3
     assert finding.evidence["keep"] == min(finding.evidence["ids"])
     assert report.errors == []
-    call_command("migration_doctor", "--fix", "--noinput", database=fresh_db, stdout=io.StringIO())
+    call_command("migration_doctor_fix", "--noinput", database=fresh_db, stdout=io.StringIO())
     ids = h.sql(
         fresh_db,
         "SELECT id FROM django_migrations WHERE app = 'catalog' AND name = '0002_tags'",

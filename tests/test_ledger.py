@@ -16,7 +16,7 @@ from . import helpers as h
 
 def history(alias: str) -> dict:
     out = io.StringIO()
-    call_command("migration_doctor", "--history", "--format", "json", database=alias, stdout=out)
+    call_command("migration_doctor_history", "--format", "json", database=alias, stdout=out)
     return json.loads(out.getvalue())
 
 
@@ -26,7 +26,7 @@ def test_diagnosis_never_creates_the_ledger(fresh_db):
     diagnose(fresh_db)
     assert LEDGER_TABLE not in h.tables(fresh_db)
     assert history(fresh_db)["repairs"] == []
-    call_command("migration_doctor", "--fix", "--dry-run", database=fresh_db, stdout=io.StringIO())
+    call_command("migration_doctor_fix", "--dry-run", database=fresh_db, stdout=io.StringIO())
     assert LEDGER_TABLE not in h.tables(fresh_db)
 
 
@@ -60,7 +60,7 @@ def test_each_repair_kind_is_written_to_the_ledger_and_the_backup(fresh_db, tmp_
     mirrored = json.loads(backup.read_text())["repairs"]
     assert [m["kind"] for m in mirrored] == [r["kind"] for r in repairs]
     text = io.StringIO()
-    call_command("migration_doctor", "--history", database=fresh_db, stdout=text)
+    call_command("migration_doctor_history", database=fresh_db, stdout=text)
     assert "[table-exists] Record orders.0002_order_note without running it" in text.getvalue()
 
 
@@ -109,7 +109,7 @@ def test_transaction_pooling_falls_back_to_transaction_locks(fresh_db, monkeypat
         with connections[other].cursor() as cursor:  # a repair elsewhere holds the lock
             cursor.execute("SELECT pg_advisory_lock(%s)", [lock.PG_KEY])
         with pytest.raises(CommandError, match="holds the lock"):
-            call_command("migration_doctor", "--fix", "--noinput", database=fresh_db)
+            call_command("migration_doctor_fix", "--noinput", database=fresh_db)
         assert ("catalog", "0009_gone") in h.recorded(fresh_db)
         with connections[other].cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [lock.PG_KEY])
@@ -136,14 +136,14 @@ def test_locked_migrate_never_races_a_repair(fresh_db):
         with repair_lock(connections[other]):  # a repair is running
             with pytest.raises(CommandError, match="holds the lock") as exc:
                 call_command(
-                    "migration_doctor", "--migrate", "--lock-timeout", "0.3", database=fresh_db
+                    "migration_doctor_migrate", "--lock-timeout", "0.3", database=fresh_db
                 )
             assert exc.value.returncode == 2
             assert "django_migrations" not in h.tables(fresh_db)
     finally:
         remove_alias(other)
     out = io.StringIO()
-    call_command("migration_doctor", "--migrate", database=fresh_db, stdout=out, verbosity=0)
+    call_command("migration_doctor_migrate", database=fresh_db, stdout=out, verbosity=0)
     assert "Holding the" in out.getvalue()
     assert ("catalog", "0003_product_sku_stock") in h.recorded(fresh_db)
 

@@ -148,7 +148,7 @@ def test_locked_migrate_creates_the_file_as_migrate_does(tmp_path):
     env = {**__import__("os").environ, "MIGRATION_DOCTOR_SQLITE": str(db)}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     done = subprocess.run(
-        [sys.executable, str(h.TESTPROJECT / "manage.py"), "migration_doctor", "--migrate"],
+        [sys.executable, str(h.TESTPROJECT / "manage.py"), "migration_doctor_migrate"],
         env={**env, "MIGRATION_DOCTOR_DB": "sqlite"},
         capture_output=True,
         text=True,

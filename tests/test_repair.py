@@ -155,7 +155,7 @@ def test_dry_run_changes_nothing(fresh_db):
     h.record(fresh_db, "catalog", "0009_gone")
     before = dump(fresh_db)
     out = io.StringIO()
-    call_command("migration_doctor", "--fix", "--dry-run", database=fresh_db, stdout=out)
+    call_command("migration_doctor_fix", "--dry-run", database=fresh_db, stdout=out)
     text = out.getvalue()
     assert "Nothing was changed (--dry-run)." in text
     assert "SQL: " in text and "Django: " in text
@@ -171,7 +171,7 @@ def test_restore_brings_back_exact_rows(fresh_db, tmp_path):
     assert ("catalog", "0009_gone") not in h.recorded(fresh_db)
     out = io.StringIO()
     call_command(
-        "migration_doctor", "--restore", str(backup), "--noinput", database=fresh_db, stdout=out
+        "migration_doctor_restore", str(backup), "--noinput", database=fresh_db, stdout=out
     )
     assert "Restored" in out.getvalue()
     assert sorted(h.sql(fresh_db, "SELECT id, app, name, applied FROM django_migrations")) == (
@@ -199,7 +199,7 @@ def test_restore_refuses_bad_backups(fresh_db, tmp_path, damage, message):
     else:
         path.write_text(path.read_text().replace("0001_initial", "0001_initiax", 1))
     with pytest.raises(CommandError, match=message) as exc:
-        call_command("migration_doctor", "--restore", str(path), "--noinput", database=fresh_db)
+        call_command("migration_doctor_restore", str(path), "--noinput", database=fresh_db)
     assert exc.value.returncode == 2
     assert sorted(h.sql(fresh_db, "SELECT id, app, name FROM django_migrations")) == rows_before
 
@@ -261,7 +261,7 @@ def test_second_repair_waits_then_exits_2(fresh_db):
         with repair_lock(connections[other]):
             with pytest.raises(CommandError, match="holds the lock") as exc:
                 call_command(
-                    "migration_doctor", "--fix", "--noinput", "--lock-timeout", "0.5",
+                    "migration_doctor_fix", "--noinput", "--lock-timeout", "0.5",
                     database=fresh_db,
                 )  # fmt: skip
             assert exc.value.returncode == 2
@@ -310,17 +310,15 @@ def test_asks_step_by_step(fresh_db, monkeypatch):
 
     monkeypatch.setattr("builtins.input", answer)
     # A terminal, as a person at the keyboard has (tests/reliability/test_options.py: without).
-    monkeypatch.setattr(
-        "migration_doctor.management.commands.migration_doctor._stdin_is_terminal", lambda: True
-    )
+    monkeypatch.setattr("migration_doctor.command.stdin_is_terminal", lambda: True)
     out = io.StringIO()
-    call_command("migration_doctor", "--fix", database=fresh_db, stdout=out)
+    call_command("migration_doctor_fix", database=fresh_db, stdout=out)
     assert [p.split("(")[0] for p in asked] == ["Apply step 1 ", "Apply step 2 "]
     assert "Declined 1 step(s)." in out.getvalue()
     rows = h.recorded(fresh_db)
     assert ("catalog", "0009_gone") in rows and ("legacy", "0001_initial") not in rows
     monkeypatch.setattr("builtins.input", lambda prompt: "q")
-    call_command("migration_doctor", "--fix", database=fresh_db, stdout=io.StringIO())
+    call_command("migration_doctor_fix", database=fresh_db, stdout=io.StringIO())
     assert ("catalog", "0009_gone") in h.recorded(fresh_db)
 
 

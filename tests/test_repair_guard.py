@@ -60,7 +60,7 @@ def fix_json(alias: str, *args: str) -> tuple[int, dict[str, Any]]:
     out = io.StringIO()
     try:
         call_command(
-            "migration_doctor", "--fix", "--noinput", "--format", "json", *args,
+            "migration_doctor_fix", "--noinput", "--format", "json", *args,
             database=alias, stdout=out,
         )  # fmt: skip
     except SystemExit as exc:

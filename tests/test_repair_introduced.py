@@ -47,7 +47,7 @@ def test_a_repair_that_breaks_something_else_exits_1(fresh_db, monkeypatch) -> N
     out, err = io.StringIO(), io.StringIO()
     with pytest.raises(SystemExit) as exc:
         call_command(
-            "migration_doctor", "--fix", "--noinput", "--fail-on", "never",
+            "migration_doctor_fix", "--noinput", "--fail-on", "never",
             database=fresh_db, stdout=out, stderr=err,
         )  # fmt: skip
     assert exc.value.code == 1, out.getvalue()

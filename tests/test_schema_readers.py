@@ -14,8 +14,8 @@ from django.core.management import call_command
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from migration_doctor.snapshot.schema import LiveSchema, introspect
-from migration_doctor.snapshot.schema_readers import PRIMARY_INDEX, READERS
+from migration_doctor.snapshot.schema import LiveSchema
+from migration_doctor.snapshot.schema_readers import PRIMARY_INDEX, READERS, introspect
 
 from .helpers import statements_of
 

@@ -18,7 +18,7 @@ import pytest
 from django.db import connections
 
 from migration_doctor.diagnose import diagnose
-from migration_doctor.snapshot.schema import introspect
+from migration_doctor.snapshot.schema_readers import introspect
 
 from . import helpers as h
 from .conftest import BACKEND

@@ -366,7 +366,7 @@ def test_same_table_records_and_moves_the_content_type(project: Project, tmp_pat
     assert "library_loan_watchers.user_id" in ev["references"]
     assert ev["misfits"] == [] and "username" in ev["matching_columns"]
     backup = tmp_path / "backup.json"
-    out = project.ok("migration_doctor", "--fix", "--noinput", "--backup", str(backup))
+    out = project.ok("migration_doctor_fix", "--noinput", "--backup", str(backup))
     assert "Move content type auth.user to accounts.user" in out
     assert "RENAME" not in out  # the table stays: nothing but rows change
     _assert_moved(project, before, "auth_user")
@@ -374,7 +374,7 @@ def test_same_table_records_and_moves_the_content_type(project: Project, tmp_pat
     saved = json.loads(backup.read_text())
     assert saved["version"] == 3
     assert saved["other_rows"][0]["table"] == "django_content_type"
-    project.ok("migration_doctor", "--restore", str(backup), "--noinput")
+    project.ok("migration_doctor_restore", str(backup), "--noinput")
     assert _only_switch(project.doctor())["evidence"]["repair"] == "record"
 
 
@@ -392,7 +392,7 @@ def test_new_table_renames_and_keeps_every_foreign_key(project: Project) -> None
         "library_loan_watchers",
     }
     dump = project.script(DUMP)
-    dry = project.manage("migration_doctor", "--fix", "--dry-run")
+    dry = project.manage("migration_doctor_fix", "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     rename = "RENAME TABLE" if BACKEND == "mysql" else "RENAME TO"
     assert rename in dry.stdout and "accounts_user_user_permissions" in dry.stdout
@@ -401,7 +401,7 @@ def test_new_table_renames_and_keeps_every_foreign_key(project: Project) -> None
         assert 'ALTER SEQUENCE "auth_user_id_seq" RENAME TO "accounts_user_id_seq"' in dry.stdout
     assert project.script(DUMP) == dump  # --dry-run changed nothing
     backup = project.root / "backup.json"
-    out = project.ok("migration_doctor", "--fix", "--noinput", "--backup", str(backup))
+    out = project.ok("migration_doctor_fix", "--noinput", "--backup", str(backup))
     assert "Applied 4 step(s)." in out
     _assert_moved(project, before, "accounts_user")
     tables = project.script(DUMP)
@@ -410,7 +410,7 @@ def test_new_table_renames_and_keeps_every_foreign_key(project: Project) -> None
     # Restored rows over renamed tables (or a repair interrupted after its schema steps, on
     # MariaDB): the move is finished again from where the tables are.
     _restore_then_resume(project, backup, "django_migrations and 1 of django_content_type")
-    out = project.ok("migration_doctor", "--fix", "--noinput")
+    out = project.ok("migration_doctor_fix", "--noinput")
     assert "Applied 2 step(s)." in out and "RENAME" not in out
     _assert_moved(project, before, "accounts_user", again=True)
 
@@ -419,7 +419,7 @@ def _restore_then_resume(project: Project, backup: Path, counted: str) -> None:
     """--restore says what it put back and what stays; its safety backup holds the other
     rows too; the diagnosis then names the state `resume`."""
     saved = json.loads(backup.read_text())
-    out = " ".join(project.ok("migration_doctor", "--restore", str(backup), "--noinput").split())
+    out = " ".join(project.ok("migration_doctor_restore", str(backup), "--noinput").split())
     assert f"rows into {counted}" in out, out
     stay = out.split("these changes of the repair stay: ")[1]
     assert "Rename auth_user to accounts_user" in stay.split(". `python")[0]
@@ -449,7 +449,7 @@ def test_a_renamed_model_gets_its_columns_and_permissions_renamed(project: Proje
     assert {(m["column"], m["new_column"]) for m in ev["m2m_tables"]} == {
         ("user_id", "customuser_id")
     }
-    out = project.ok("migration_doctor", "--fix", "--noinput")
+    out = project.ok("migration_doctor_fix", "--noinput")
     assert "column library_loan_watchers.user_id to customuser_id" in " ".join(out.split())
     after = project.script(STATE, "create")
     assert after["model"] == "accounts.CustomUser"
@@ -472,7 +472,7 @@ def _assert_refused(project: Project, *expected: str) -> dict[str, Any]:
     finding = _only_switch(project.doctor())
     assert finding["evidence"]["repair"] == "refused"
     before = project.script(DUMP)
-    done = project.manage("migration_doctor", "--fix", "--noinput")
+    done = project.manage("migration_doctor_fix", "--noinput")
     assert done.returncode == 1, done.stdout + done.stderr
     assert project.script(DUMP) == before
     assert "Not repaired" in done.stdout and "By hand: 1) back up the database" in done.stdout
@@ -534,12 +534,12 @@ def test_an_empty_new_table_made_by_an_earlier_fix_is_replaced(project: Project)
     assert "django_admin_log.user_id" in ev["references"]
     assert {m["table"] for m in ev["m2m_tables"]} >= {"auth_user_groups"}  # the users' rows
     dump = project.script(DUMP)
-    dry = project.manage("migration_doctor", "--fix", "--dry-run")
+    dry = project.manage("migration_doctor_fix", "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "DROP TABLE" in dry.stdout and "DELETE FROM" in dry.stdout  # the unused content type
     assert project.script(DUMP) == dump
     backup = project.root / "backup.json"
-    out = project.ok("migration_doctor", "--fix", "--noinput", "--backup", str(backup))
+    out = project.ok("migration_doctor_fix", "--noinput", "--backup", str(backup))
     assert "Drop the empty accounts_user_groups" in out and "Record" not in out
     _assert_moved(project, before, "accounts_user")
     # The backup holds both content types and every permission the repair deleted; after
@@ -549,6 +549,6 @@ def test_an_empty_new_table_made_by_an_earlier_fix_is_replaced(project: Project)
     _restore_then_resume(
         project, backup, "django_migrations and 2 of django_content_type, 4 of auth_permission"
     )
-    out = project.ok("migration_doctor", "--fix", "--noinput")
+    out = project.ok("migration_doctor_fix", "--noinput")
     assert "Applied 1 step(s)." in out and "Record" not in out, out
     _assert_moved(project, before, "accounts_user", again=True)

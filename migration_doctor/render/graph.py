@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..diagnose import Report
+from ..errors import DoctorError
 from ..findings import Finding, Severity
-from ..snapshot import DoctorError
 from ..snapshot.graph import GraphSnapshot
 from .safe import shown
 

@@ -4,13 +4,19 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from ..diagnose import Report
 from .safe import json_safe
 
 
+def render_document(document: dict[str, Any]) -> str:
+    """Every JSON document the commands print: indented, names exact, one trailing newline."""
+    return json_safe(json.dumps(document, indent=2, default=str)) + "\n"
+
+
 def render_json(report: Report) -> str:
-    return json_safe(json.dumps(report.as_dict(), indent=2, default=str)) + "\n"
+    return render_document(report.as_dict())
 
 
 def render_json_targets(reports: list[Report], errors: dict[str, str], fail_on: str) -> str:
@@ -30,4 +36,4 @@ def render_json_targets(reports: list[Report], errors: dict[str, str], fail_on: 
             "infos": sum(len(r.infos) for r in reports),
         },
     }
-    return json_safe(json.dumps(document, indent=2, default=str)) + "\n"
+    return render_document(document)

@@ -1,4 +1,4 @@
-"""Text for repair plans and results (the diagnosis renderer prints the report after).
+"""Repair plans and results: text (the diagnosis renderer prints the report after) and JSON.
 
 Titles, reasons and SQL name rows, tables and files: each is shown() (see render/safe.py)."""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..repair.plan import Step
 from ..repair.run import RepairResult
+from .json import render_document
 from .safe import shown, sql_lines
 
 
@@ -56,3 +57,22 @@ def render_outcome(result: RepairResult) -> str:
     if result.declined:
         out.append(f"Declined {len(result.declined)} step(s).")
     return "\n".join(out) + ("\n" if out else "")
+
+
+def render_repair_json(result: RepairResult) -> str:
+    """`migration_doctor_fix --format json`: the plan, what was applied, and the diagnosis
+    after, in one document."""
+    ctx = result.context
+    return render_document(
+        {
+            "version": 1,
+            "dry_run": result.dry_run,
+            "steps": [s.as_dict(ctx) for s in result.plan.steps],
+            "skipped": [{**f.as_dict(), "reason": why} for f, why in result.plan.skipped],
+            "refused": result.refused,
+            "backup": str(result.backup) if result.backup else None,
+            "applied": len(result.applied),
+            "after": result.after.as_dict() if result.after else None,
+            "problems": result.problems,
+        }
+    )

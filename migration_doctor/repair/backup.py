@@ -26,7 +26,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.exceptions import MigrationSchemaMissing
 from django.db.migrations.recorder import MigrationRecorder
 
-from ..snapshot import DoctorError, first_line, sqlite_file
+from ..errors import DoctorError, first_line
+from ..snapshot import sqlite_file
 from ..snapshot.rows import RecordedRow, Stored, read_rows, recorder_table
 
 FORMAT = "migration_doctor-backup"

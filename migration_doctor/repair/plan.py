@@ -242,6 +242,17 @@ def add_missing(
         by_column = {f.column.lower(): f for f in model._meta.local_fields if f.column}
         fields = [by_column[c.lower()] for c in obj[2:]]
         editor.execute(editor._create_unique_sql(model, fields))
+    for obj in objects:
+        if obj[0] != "index" or obj[1] in tables:
+            continue
+        if len(obj) == 3 and (obj[1], obj[2]) in added:
+            continue  # the field's AddField made it with the column
+        model = by_table[obj[1]]
+        by_column = {f.column.lower(): f for f in model._meta.local_fields if f.column}
+        fields = [by_column[c.lower()] for c in obj[2:]]
+        # db_index names it without suffix, alter_index_together with "_idx".
+        suffix = "" if len(fields) == 1 and getattr(fields[0], "db_index", False) else "_idx"
+        editor.execute(editor._create_index_sql(model, fields=fields, suffix=suffix))
     named = [o for o in objects if o[0] == "constraint" and o[1] not in tables]
     # Constraints first: on SQLite adding one rebuilds the table with every index the model
     # has, so an index may exist by the time its turn comes; look before adding.

@@ -16,19 +16,17 @@ from typing import Any, TypeVar
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from ..errors import DoctorError, first_line
 from ..expected import ExpectedSchema, compute
 from ..findings import Finding, Fix
 from ..ledger import LEDGER_TABLE, LedgerRecord, read_known_ledger
 from .graph import GraphSnapshot, load_graph
 from .rows import RecordedRow, read_rows, recorder_table
-from .schema import LiveSchema, introspect
+from .schema import LiveSchema
+from .schema_readers import introspect
 
 CONNECT_TIMEOUT = 10  # seconds, unless the settings say otherwise
 T = TypeVar("T")
-
-
-class DoctorError(Exception):
-    """The doctor cannot run (bad alias, unreachable server): one line for the user."""
 
 
 @dataclass
@@ -122,11 +120,6 @@ def get_connection(
             f"Cannot connect to database {alias!r} ({connection.vendor}): {first_line(exc)}"
         ) from exc
     return connection
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _denied(exc: BaseException) -> bool:

@@ -1,15 +1,12 @@
-"""Live schema: the whole catalog read in a handful of queries per backend.
+"""Live schema as plain data, and the questions the classifier asks of it.
 
-Django's introspection asks ~4 queries per table; a 500-table schema would cost 2,000
-round trips. Each reader here issues a fixed number of catalog queries whatever the
-number of tables, and returns plain data.
+schema_readers.py fills these dataclasses from each backend's catalog (and owns
+`introspect`); this module imports nothing of it, so the dependency is one way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from django.db.backends.base.base import BaseDatabaseWrapper
 
 
 @dataclass
@@ -31,6 +28,9 @@ class Index:
     unique: bool = False
     primary: bool = False
     valid: bool = True  # False: PostgreSQL index left INVALID by CREATE INDEX CONCURRENTLY
+    # False: partial, a prefix (MySQL), a non-btree method or operator class (PostgreSQL's
+    # `_like` index): it does not serve every query a plain index on its columns does.
+    plain: bool = True
 
 
 @dataclass
@@ -115,14 +115,16 @@ class LiveSchema:
         return self.column(table, column) is not None
 
     def has_object(self, obj: tuple[str, ...]) -> bool:
-        """("table", t) / ("column", t, c) / ("constraint", t, name) / ("unique", t, *columns),
-        as expected.py names them."""
+        """("table", t) / ("column", t, c) / ("constraint", t, name) / ("unique", t, *columns)
+        / ("index", t, *columns), as expected.py names them."""
         if obj[0] == "table":
             return self.has_table(obj[1])
         if obj[0] == "column":
             return self.has_column(obj[1], obj[2])
         if obj[0] == "unique":
             return self.has_unique(obj[1], obj[2:])
+        if obj[0] == "index":
+            return self.index_on(obj[1], obj[2:]) is not None
         return self.has_constraint(obj[1], obj[2])
 
     def has_unique(self, table: str, columns: tuple[str, ...]) -> bool:
@@ -138,6 +140,25 @@ class LiveSchema:
             for index in tbl.indexes.values()
         )
 
+    def index_on(self, table: str, columns: tuple[str, ...]) -> Index | None:
+        """A plain, valid index on exactly these columns, in this order (a unique one too):
+        Django names `db_index` and `index_together` indexes by a hash, so the database knows
+        them by their columns."""
+        tbl = self.table(table)
+        if tbl is None:
+            return None
+        wanted = [self.key(c).lower() for c in columns]
+        return next(
+            (
+                index
+                for index in sorted(tbl.indexes.values(), key=lambda i: i.name)
+                if index.valid
+                and index.plain
+                and [self.key(c).lower() for c in index.columns] == wanted
+            ),
+            None,
+        )
+
     def has_constraint(self, table: str, name: str) -> bool:
         tbl = self.table(table)
         if tbl is None:
@@ -146,13 +167,3 @@ class LiveSchema:
         if not self.case_insensitive:
             return self.key(name) in names
         return self.key(name) in {n.lower() for n in names}
-
-
-def introspect(connection: BaseDatabaseWrapper) -> LiveSchema:
-    """Read every table, column, index and constraint visible to `connection`."""
-    from . import schema_readers
-
-    reader = schema_readers.READERS.get(connection.vendor)
-    if reader is None:
-        raise NotImplementedError(f"migration_doctor does not support {connection.vendor!r}")
-    return reader(connection)

@@ -131,7 +131,7 @@ ORDER BY c.cid
 """
 
 _SQLITE_INDEXES = """
-SELECT m.name, il.name, il."unique", il.origin, ii.name
+SELECT m.name, il.name, il."unique", il.origin, il.partial, ii.name
 FROM sqlite_master AS m
 JOIN pragma_index_list(m.name, %s) AS il
 LEFT JOIN pragma_index_info(il.name, %s) AS ii
@@ -369,7 +369,7 @@ def read_sqlite(connection: BaseDatabaseWrapper) -> LiveSchema:
             tables[name].indexes[PRIMARY_INDEX] = Index(PRIMARY_INDEX, cols, True, True)
 
         unique_autoindexes: dict[str, list[Index]] = {}
-        for table_name, index_name, unique, origin, column in q.fetch(
+        for table_name, index_name, unique, origin, partial, column in q.fetch(
             _SQLITE_INDEXES, ["main", "main", "table", *_NOT_INTERNAL]
         ):
             # origin "pk" is the primary key's own autoindex: it is __primary__ already.
@@ -378,7 +378,9 @@ def read_sqlite(connection: BaseDatabaseWrapper) -> LiveSchema:
             table = tables[table_name]
             index = table.indexes.get(index_name)
             if index is None:
-                index = table.indexes[index_name] = Index(index_name, (), unique=bool(unique))
+                index = table.indexes[index_name] = Index(
+                    index_name, (), unique=bool(unique), plain=not partial
+                )
                 if origin == "u":
                     unique_autoindexes.setdefault(table_name, []).append(index)
             # A NULL column name is an expression (cid -2) or the rowid (cid -1).
@@ -448,8 +450,16 @@ ORDER BY t.relname, a.attnum
 """
 
 # Key columns only (INCLUDE columns are not part of the key); attnum 0 is an expression.
+# Plain: a btree without predicate whose operator classes are the default ones (not the
+# `varchar_pattern_ops` of the `_like` index Django adds beside a varchar db_index).
 _PG_INDEXES = f"""
 SELECT t.relname::text, i.relname::text, x.indisunique, x.indisprimary, x.indisvalid,
+       x.indpred IS NULL AND am.amname = 'btree' AND NOT EXISTS (
+           SELECT 1
+           FROM unnest(x.indclass::oid[]) AS k(opclass)
+           JOIN pg_catalog.pg_opclass AS o ON o.oid = k.opclass
+           WHERE NOT o.opcdefault
+       ),
        ARRAY(
            SELECT COALESCE(a.attname::text, '')
            FROM unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord)
@@ -460,6 +470,7 @@ SELECT t.relname::text, i.relname::text, x.indisunique, x.indisprimary, x.indisv
        )
 FROM pg_catalog.pg_index AS x
 JOIN pg_catalog.pg_class AS i ON i.oid = x.indexrelid
+JOIN pg_catalog.pg_am AS am ON am.oid = i.relam
 JOIN pg_catalog.pg_class AS t ON t.oid = x.indrelid
 JOIN pg_catalog.pg_namespace AS n ON n.oid = t.relnamespace
 WHERE {_PG_RELATION_FILTER}
@@ -513,10 +524,15 @@ def read_postgresql(connection: BaseDatabaseWrapper) -> LiveSchema:
                     column, type_.lower(), null=not notnull, default=bool(default)
                 )
 
-        for name, index, unique, primary, valid, columns in q.fetch(_PG_INDEXES, relation):
+        for name, index, unique, primary, valid, plain, columns in q.fetch(_PG_INDEXES, relation):
             if name in tables:
                 tables[name].indexes[index] = Index(
-                    index, tuple(columns or ()), bool(unique), bool(primary), bool(valid)
+                    index,
+                    tuple(columns or ()),
+                    bool(unique),
+                    bool(primary),
+                    bool(valid),
+                    bool(plain),
                 )
 
         for name, conname, contype, ref_table, cols, ref_cols in q.fetch(
@@ -556,10 +572,12 @@ FROM information_schema.COLUMNS
 WHERE TABLE_SCHEMA = DATABASE()
 """
 
-# COLUMN_NAME is NULL for a MySQL 8 functional key part.
+# COLUMN_NAME is NULL for a MySQL 8 functional key part. A prefix (SUB_PART) or a FULLTEXT
+# or SPATIAL index does not serve what a plain index on the column does.
 _MYSQL_INDEXES = """
 SELECT TABLE_NAME AS table_name, INDEX_NAME AS index_name, NON_UNIQUE AS non_unique,
-       COLUMN_NAME AS column_name
+       COLUMN_NAME AS column_name,
+       SUB_PART IS NULL AND INDEX_TYPE NOT IN ('FULLTEXT', 'SPATIAL') AS plain
 FROM information_schema.STATISTICS
 WHERE TABLE_SCHEMA = DATABASE()
 ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX
@@ -608,7 +626,7 @@ def read_mysql(connection: BaseDatabaseWrapper) -> LiveSchema:
                     column, type_.lower(), _text(nullable) == "YES", default=bool(int(default))
                 )
 
-        for name, index, non_unique, column in q.fetch(_MYSQL_INDEXES, []):
+        for name, index, non_unique, column, plain in q.fetch(_MYSQL_INDEXES, []):
             table = _known(tables, _text(name))
             if table is None:
                 continue
@@ -618,6 +636,7 @@ def read_mysql(connection: BaseDatabaseWrapper) -> LiveSchema:
                 primary = index == "PRIMARY"
                 entry = table.indexes[index] = Index(index, (), not int(non_unique), primary)
             entry.columns += ("" if column is None else _text(column),)
+            entry.plain = entry.plain and bool(int(plain))
 
         _add_foreign_keys(
             tables,
@@ -640,3 +659,11 @@ READERS: dict[str, Callable[[BaseDatabaseWrapper], LiveSchema]] = {
     "postgresql": read_postgresql,
     "mysql": read_mysql,
 }
+
+
+def introspect(connection: BaseDatabaseWrapper) -> LiveSchema:
+    """Read every table, column, index and constraint visible to `connection`."""
+    reader = READERS.get(connection.vendor)
+    if reader is None:
+        raise NotImplementedError(f"migration_doctor does not support {connection.vendor!r}")
+    return reader(connection)

@@ -123,7 +123,7 @@ class Project:
         return env
 
     def command(self, *args: str, script: Path = MANAGE) -> list[str]:
-        return [sys.executable, str(script), "migration_doctor", *args]
+        return [sys.executable, str(script), *h.command_argv(*args)]
 
     def run(
         self,

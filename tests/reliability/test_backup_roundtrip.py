@@ -35,11 +35,11 @@ from django.core.management.base import CommandError
 from django.db import connections
 
 from migration_doctor.diagnose import diagnose
+from migration_doctor.errors import DoctorError
 from migration_doctor.ledger import read_ledger
 from migration_doctor.repair import backup as backup_module
 from migration_doctor.repair import run as run_module
 from migration_doctor.repair.backup import checksum, read_backup, write_backup
-from migration_doctor.snapshot import DoctorError
 
 from .. import helpers as h
 from ..conftest import BACKEND, _server_config, add_alias, remove_alias, scratch_database
@@ -117,7 +117,7 @@ def insert(alias: str, app: Any, name: Any, applied: Any) -> None:
 def restore(alias: str, path: Path, *args: str) -> str:
     out = io.StringIO()
     call_command(
-        "migration_doctor", "--restore", str(path), "--noinput", *args, database=alias, stdout=out
+        "migration_doctor_restore", str(path), "--noinput", *args, database=alias, stdout=out
     )
     return out.getvalue()
 
@@ -462,7 +462,7 @@ def _after_commit(
     out, err = io.StringIO(), io.StringIO()
     try:
         call_command(
-            "migration_doctor", "--fix", "--noinput", "--backup", str(path),
+            "migration_doctor_fix", "--noinput", "--backup", str(path),
             database=broken, stdout=out, stderr=err,
         )  # fmt: skip
         status = 0
@@ -513,7 +513,7 @@ def test_a_failed_diagnosis_after_the_commit_still_reports_what_was_done(
     err = io.StringIO()
     try:
         call_command(
-            "migration_doctor", "--fix", "--noinput", "--backup", str(path),
+            "migration_doctor_fix", "--noinput", "--backup", str(path),
             database=broken, stdout=out, stderr=err,
         )  # fmt: skip
     except SystemExit as exc:

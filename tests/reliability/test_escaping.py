@@ -273,13 +273,11 @@ def test_repair_plan_history_and_their_json(hostile: str, tmp_path: Path) -> Non
 
 def test_the_fix_questions_and_its_json(hostile: str, monkeypatch: Any) -> None:
     prompts: list[str] = []
-    monkeypatch.setattr(
-        "migration_doctor.management.commands.migration_doctor._stdin_is_terminal", lambda: True
-    )
+    monkeypatch.setattr("migration_doctor.command.stdin_is_terminal", lambda: True)
     monkeypatch.setattr("builtins.input", lambda prompt: prompts.append(prompt) or "q")
     out = io.StringIO()
     with contextlib.suppress(SystemExit):
-        call_command("migration_doctor", "--fix", database=hostile, stdout=out)
+        call_command("migration_doctor_fix", database=hostile, stdout=out)
     assert prompts
     assert_inert("\n".join(prompts))
     assert_names_visible("\n".join(prompts), MIGRATION)

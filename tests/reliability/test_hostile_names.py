@@ -137,7 +137,7 @@ def fix(alias: str, tmp_path: Any) -> str:
     out = io.StringIO()
     try:
         call_command(
-            "migration_doctor", "--fix", "--noinput", "--backup", str(tmp_path / "b.json"),
+            "migration_doctor_fix", "--noinput", "--backup", str(tmp_path / "b.json"),
             database=alias, stdout=out,
         )  # fmt: skip
     except SystemExit as exc:  # the model-changes noise is a warning: status 0

@@ -147,7 +147,7 @@ def test_killed_repair_leaves_a_known_state_that_the_next_fix_finishes(
     # The dead process holds no lock; a second --fix finishes the repair.
     out = io.StringIO()
     call_command(
-        "migration_doctor", "--fix", "--noinput", "--backup", str(tmp_path / "second.json"),
+        "migration_doctor_fix", "--noinput", "--backup", str(tmp_path / "second.json"),
         database=fresh_db, stdout=out,
     )  # fmt: skip
     text = out.getvalue()

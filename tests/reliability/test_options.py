@@ -19,45 +19,55 @@ from migration_doctor.repair.backup import write_backup
 from .. import helpers as h
 from .support import assert_one_line
 
+DIAGNOSE, FIX, RESTORE, HISTORY, MIGRATE, GRAPH = (
+    "migration_doctor", *(f"migration_doctor_{job}" for job in
+                          ("fix", "restore", "history", "migrate", "graph")),
+)  # fmt: skip
 CONFLICTS = [
-    (["--history", "--fix"], "--fix and --history cannot be combined"),
-    (["--all-databases", "--fix"], "--fix and --all-databases cannot be combined"),
-    (["--compare", "default", "--write-baseline"], "--compare and --write-baseline"),
-    (["--fix", "--restore", "{backup}"], "--fix and --restore cannot be combined"),
-    (["--fix", "--dry-run", "--format", "github"], "--format github is not available with --fix"),
-    (["--dry-run"], "--dry-run goes with --fix"),
-    (["--only", "table-exists"], "--only goes with --fix"),
-    (["--backup", "x.json"], "--backup goes with --fix"),
-    (["--allow-data-loss"], "--allow-data-loss goes with --fix"),
-    (["--history", "--deploy"], "--deploy goes with a diagnosis or --all-databases"),
-    (["--fix", "--baseline", "b.json"], "--baseline goes with a diagnosis"),
-    (["--history", "--lock-timeout", "3"], "--lock-timeout goes with --fix or --restore"),
-    (["--restore", "{backup}", "--format", "json"], "--format json is not available"),
-    (["--migrate", "--import-timeout", "5"], "--import-timeout goes with a diagnosis"),
-    (["--fix", "--restore-anywhere"], "--restore-anywhere goes with --restore"),
-    (["--history", "--noinput"], "--noinput goes with --fix or --restore"),
-    (["--migrate", "--fail-on", "warning"], "--fail-on goes with a diagnosis"),
+    (DIAGNOSE, ["--all-databases", "--compare", "default"], "not allowed with argument"),
+    (DIAGNOSE, ["--compare", "default", "--write-baseline"], "not allowed with argument"),
+    (DIAGNOSE, ["--all-databases", "--format", "html"], "--format html is not available with"),
+    (DIAGNOSE, ["--dry-run"], "--dry-run is an option of migration_doctor_fix"),
+    (DIAGNOSE, ["--only", "table-exists"], "--only is an option of migration_doctor_fix"),
+    (DIAGNOSE, ["--backup", "x.json"], "--backup is an option of migration_doctor_fix"),
+    (DIAGNOSE, ["--allow-data-loss"], "--allow-data-loss is an option of migration_doctor_fix"),
+    (DIAGNOSE, ["--restore-anywhere"], "--restore-anywhere is an option of migration_doctor_re"),
+    (DIAGNOSE, ["--compare", "default", "--deploy"], "--deploy goes with a diagnosis, not"),
+    (DIAGNOSE, ["--write-baseline", "--fail-on", "warning"], "--fail-on goes with a diagnosis"),
+    (DIAGNOSE, ["--fix", "--restore", "{backup}"], "not allowed with argument"),  # 0.1 spelling
+    (DIAGNOSE, ["--history", "--lock-timeout", "3"], "not an option of migration_doctor_history"),
+    (FIX, ["--format", "github"], "invalid choice"),
+    (FIX, ["--deploy"], "unrecognized arguments: --deploy"),
+    (FIX, ["--baseline", "b.json"], "unrecognized arguments"),
+    (RESTORE, ["{backup}", "--format", "json"], "unrecognized arguments"),
+    (HISTORY, ["--noinput"], "unrecognized arguments"),
+    (MIGRATE, ["--import-timeout", "5"], "unrecognized arguments"),
+    (MIGRATE, ["--fail-on", "warning"], "unrecognized arguments"),
+    (GRAPH, ["catalog", "--format", "text"], "invalid choice"),
 ]
 
 
 @pytest.mark.parametrize(
-    "args, message", CONFLICTS, ids=lambda v: " ".join(v) if isinstance(v, list) else ""
+    "command, args, message",
+    CONFLICTS,
+    ids=lambda v: " ".join(v) if isinstance(v, list) else v if "_" in v else "",
 )
-def test_conflicting_options_are_a_usage_error(fresh_db, tmp_path, args, message):
+def test_conflicting_options_are_a_usage_error(fresh_db, tmp_path, command, args, message):
     h.migrate(fresh_db)
     backup = write_backup(h.connections[fresh_db], tmp_path / "b.json")
     before = h.recorded(fresh_db)
     argv = [a.format(backup=backup) for a in args]
     with pytest.raises(CommandError) as raised:
-        call_command("migration_doctor", *argv, database=fresh_db, stdout=io.StringIO())
+        call_command(command, *argv, database=fresh_db, stdout=io.StringIO())
     assert raised.value.returncode == 2
     assert message in str(raised.value)
     assert h.recorded(fresh_db) == before
 
 
 def test_a_conflict_is_one_line_from_manage_py(child_settings, project):
-    run = project.run(child_settings(), "--history", "--fix")
-    assert_one_line(run, "--fix and --history cannot be combined")
+    run = project.run(child_settings(), "--all-databases", "--compare", "default")
+    assert_one_line(run, "argument --compare: not allowed with argument --all-databases")
+    assert run.returncode == 2
 
 
 def broken_for_fix(alias: str) -> None:
@@ -131,7 +141,7 @@ def test_a_closed_pipe_ends_quietly(fresh_db, child_settings, project, fmt):
 def dry_run(alias: str) -> tuple[int, str]:
     out = io.StringIO()
     try:
-        call_command("migration_doctor", "--fix", "--dry-run", database=alias, stdout=out)
+        call_command("migration_doctor_fix", "--dry-run", database=alias, stdout=out)
     except SystemExit as exc:
         return int(exc.code or 0), out.getvalue()
     return 0, out.getvalue()

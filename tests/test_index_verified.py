@@ -1,0 +1,230 @@
+"""Indexes Django names by a hash (`db_index`, a ForeignKey's own index, `index_together`) are
+verified by their table and columns, and only where the backend makes them: MySQL/MariaDB
+InnoDB indexes a foreign key itself (Django adds none), PostgreSQL's extra `_like` index is
+never expected. One dropped by hand is re-created; one a half-applied migration never made
+(MariaDB keeps the column, the deferred CREATE INDEX never ran) is completed; one already
+there under the name a pending migration gives it is what `migrate` trips over."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import DatabaseError, IntegrityError, connections
+
+from migration_doctor.diagnose import diagnose
+from migration_doctor.expected import index_obj
+from migration_doctor.findings import Severity
+
+from . import helpers as h
+from .test_graph_findings import catalog_with, migration_source
+from .test_whole_plan import leaf_apps
+
+AFTER_0003 = [("catalog", "0003_product_sku_stock")]
+BARCODE = (
+    "        migrations.AddField('product', 'barcode', "
+    "models.CharField(max_length=20, null=True, db_index=True)),\n"
+)
+STOCK_INDEXED = (
+    "        migrations.AlterField('product', 'stock', "
+    "models.IntegerField(default=0, db_index=True)),\n"
+)
+TOGETHER = "        migrations.AlterIndexTogether('product', {('stock', 'price')}),\n"
+BARCODE_INDEX = "index (barcode) on catalog_product"
+
+
+def problems(alias: str) -> list[tuple[str, str | None]]:
+    return [
+        (f.kind, f.migration)
+        for f in diagnose(alias).findings
+        if f.severity >= Severity.WARNING and f.kind != "model-changes"
+    ]
+
+
+def live_indexes(alias: str, table: str) -> dict[str, list[str]]:
+    """Django's own introspection: non-unique indexes by name -> columns."""
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, table)
+    return {
+        name: c["columns"]
+        for name, c in constraints.items()
+        if c["index"] and not c["unique"] and not c["primary_key"] and not name.endswith("_like")
+    }
+
+
+def drop_index(alias: str, table: str, columns: list[str]) -> str:
+    """Drop, as a DBA would, the plain index on exactly `columns` (PostgreSQL's `_like`
+    twin stays: it is no substitute)."""
+    [name] = [n for n, cols in live_indexes(alias, table).items() if cols == columns]
+    if connections[alias].vendor == "mysql":
+        h.sql(alias, f"ALTER TABLE {h.qn(alias, table)} DROP INDEX {h.qn(alias, name)}")
+    else:
+        h.sql(alias, f"DROP INDEX {h.qn(alias, name)}")
+    return name
+
+
+def with_0004(migration_package, name: str, operations: str) -> None:
+    migration_package("catalog", catalog_with(**{name: migration_source(AFTER_0003, operations)}))
+
+
+def product_works(alias: str, **values: object) -> None:
+    """An ORM insert and read through the models as the migration files define them."""
+    apps = leaf_apps(alias)
+    Category = apps.get_model("catalog", "Category")
+    Product = apps.get_model("catalog", "Product")
+    category = Category.objects.using(alias).create(name="Tea", slug=f"tea-{len(values)}")
+    Product.objects.using(alias).create(name="Sencha", price=4, category=category, **values)
+    assert Product.objects.using(alias).filter(name="Sencha", **values).count() == 1
+
+
+def test_expected_indexes_are_the_ones_the_backend_makes(fresh_db):
+    """A ForeignKey's index is expected where Django makes one, never on MySQL/MariaDB
+    (InnoDB's own index backs the constraint): asked of the schema editor, and the migrated
+    database agrees on every backend."""
+    alias = fresh_db
+    h.migrate(alias)
+    report = diagnose(alias)
+    effects = report.snapshot.expected.effects
+    creates = {o for key, e in effects.items() if key[0] == "catalog" for o in e.creates}
+    fk_index = index_obj("catalog_product", ["category_id"])
+    m2m_index = index_obj("catalog_product_tags", ["tag_id"])
+    if connections[alias].vendor == "mysql":
+        assert fk_index not in creates and m2m_index not in creates
+    else:
+        assert {fk_index, m2m_index} <= creates
+        assert ["category_id"] in live_indexes(alias, "catalog_product").values()
+    assert [f for f in report.findings if f.severity >= Severity.INFO] == []
+
+
+DROPPED = pytest.mark.parametrize(
+    "operations, migration, columns",
+    [
+        (BARCODE, "0004_barcode", ["barcode"]),
+        (TOGETHER, "0004_together", ["stock", "price"]),
+    ],
+    ids=["db_index", "index_together"],
+)
+
+
+def dropped_by_hand(alias, migration_package, operations, migration, columns) -> str:
+    """The whole plan applied, then the index of 0004 dropped by a DBA tidying up."""
+    if migration == "0004_together" and h.connections[alias].vendor == "sqlite":
+        pytest.skip("SQLite's table rebuilds lose index_together indexes: never expected there")
+    with_0004(migration_package, migration, operations)
+    h.migrate(alias)
+    return drop_index(alias, "catalog_product", columns)
+
+
+@DROPPED
+def test_an_index_dropped_by_hand_is_missing(
+    fresh_db, migration_package, operations, migration, columns
+):
+    alias = fresh_db
+    dropped_by_hand(alias, migration_package, operations, migration, columns)
+    assert problems(alias) == [("missing-schema", migration)]
+    [finding] = diagnose(alias).find("missing-schema")
+    assert finding.evidence["missing"] == [f"index ({', '.join(columns)}) on catalog_product"]
+    assert finding.evidence["present"] == (
+        ["column catalog_product.barcode"] if "barcode" in columns else []
+    )
+    assert "read the whole of catalog_product" in finding.message
+
+
+@DROPPED
+def test_an_index_dropped_by_hand_is_recreated(
+    fresh_db, migration_package, operations, migration, columns
+):
+    alias = fresh_db
+    dropped = dropped_by_hand(alias, migration_package, operations, migration, columns)
+    status, out = h.fix(alias)
+    assert status == 0, out
+    assert f"Re-create index ({', '.join(columns)}) on catalog_product" in out
+    assert live_indexes(alias, "catalog_product").get(dropped) == columns
+    product_works(alias, **({"barcode": "4006381333931"} if "barcode" in columns else {}))
+    assert problems(alias) == []
+
+
+def half_applied(alias: str, migration_package) -> None:
+    """The column of an indexed AddField is there, its index is not and the migration is not
+    recorded: what MariaDB keeps when a later operation of the migration fails (Django runs
+    an AddField's CREATE INDEX at the end of the migration, which never comes)."""
+    with_0004(migration_package, "0004_barcode", BARCODE)
+    h.migrate(alias)
+    drop_index(alias, "catalog_product", ["barcode"])
+    h.unrecord(alias, "catalog", "0004_barcode")
+
+
+def test_a_half_applied_add_field_lacks_its_index(fresh_db, migration_package):
+    alias = fresh_db
+    half_applied(alias, migration_package)
+    assert problems(alias) == [("partially-applied", "0004_barcode")]
+    [finding] = diagnose(alias).find("partially-applied")
+    assert finding.evidence["present"] == ["column catalog_product.barcode"]
+    assert finding.evidence["missing"] == [BARCODE_INDEX]
+
+
+def test_a_half_applied_add_field_gets_its_index(fresh_db, migration_package):
+    """The repair completes the operation with its index and records the migration."""
+    alias = fresh_db
+    half_applied(alias, migration_package)
+    status, out = h.fix(alias)
+    assert status == 0, out
+    assert ("catalog", "0004_barcode") in h.recorded(alias)
+    assert ["barcode"] in live_indexes(alias, "catalog_product").values()
+    product_works(alias, barcode="4006381333931")
+    h.migrate(alias)
+    assert problems(alias) == []
+
+
+def test_mariadb_keeps_the_column_not_the_index(fresh_db, migration_package):
+    """The real thing on MariaDB: the unique AlterField after the indexed AddField fails over
+    two equal names; the added column stays, its deferred index never ran."""
+    alias = fresh_db
+    if connections[alias].vendor != "mysql":
+        pytest.skip("only MySQL/MariaDB keep the DDL of a failed migration")
+    unique = (
+        "        migrations.AlterField('category', 'name', "
+        "models.CharField(max_length=100, unique=True)),\n"
+    )
+    with_0004(migration_package, "0004_barcode", BARCODE + unique)
+    h.migrate(alias, "catalog", "0003_product_sku_stock")
+    h.sql(alias, "INSERT INTO catalog_category (name, slug) VALUES ('Tea', 'tea')")
+    h.sql(alias, "INSERT INTO catalog_category (name, slug) VALUES ('Tea', 'tea-2')")
+    with pytest.raises(IntegrityError):
+        h.migrate(alias, "catalog", "0004_barcode")
+    [finding] = diagnose(alias).find("partially-applied", "catalog", "0004_barcode")
+    assert finding.evidence["present"] == ["column catalog_product.barcode"]
+    assert finding.evidence["missing"] == ["unique (name) on catalog_category", BARCODE_INDEX]
+
+
+def test_an_index_already_there_under_the_name_a_pending_migration_gives_it(
+    fresh_db, migration_package
+):
+    """0004 ran, its row is gone (a dump restored without it): `migrate` fails on the index
+    it creates under the name it already has. The finding quotes Django's error (checked
+    against the real one), and recording the migration is the repair."""
+    alias = fresh_db
+    if h.connections[alias].vendor == "sqlite":
+        pytest.skip("SQLite's table rebuilds lose index_together indexes: never expected there")
+    with_0004(migration_package, "0004_together", TOGETHER)
+    h.migrate(alias)
+    h.unrecord(alias, "catalog", "0004_together")
+    [name] = [
+        n
+        for n, cols in live_indexes(alias, "catalog_product").items()
+        if cols == ["stock", "price"]
+    ]
+    assert problems(alias) == [("table-exists", "0004_together")]
+    [finding] = diagnose(alias).find("table-exists")
+    assert finding.evidence["present"] == ["index (stock, price) on catalog_product"]
+    quoted = finding.message.split("`migrate` fails with: ", 1)[1].rstrip(".")
+    assert name in quoted
+    with pytest.raises(DatabaseError) as raised:
+        h.migrate(alias)
+    assert quoted in str(raised.value)
+
+    status, out = h.fix(alias)
+    assert status == 0, out
+    assert ("catalog", "0004_together") in h.recorded(alias)
+    product_works(alias, stock=3)
+    h.migrate(alias)
+    assert problems(alias) == []
