@@ -74,7 +74,8 @@ def test_no_select_on_django_migrations_is_one_line(
     make_state(fresh_db, "broken")
     rows = h.recorded(fresh_db)
     settings = project.settings({"default": without_select("django_migrations")})
-    run = project.run(settings, "--skip-import-watch", *args)
+    watch = [] if args[:1] == ["--fix"] else ["--skip-import-watch"]  # the diagnosis' option
+    run = project.run(settings, *args, *watch)
     line = assert_one_line(run, "Cannot read django_migrations", "SELECT privilege")
     assert ("permission denied" if BACKEND == "postgres" else "command denied") in line
     assert run.stdout == "", run
