@@ -233,23 +233,22 @@ def add_missing(
             add.database_forwards(app, editor, current, after)
             current = after
     added = {(o[1], o[2]) for o in objects if o[0] == "column"}
-    for obj in objects:
-        if obj[0] != "unique" or obj[1] in tables:
-            continue
-        if len(obj) == 3 and (obj[1], obj[2]) in added:
-            continue  # the field's AddField made it with the column
-        model = by_table[obj[1]]
-        by_column = {f.column.lower(): f for f in model._meta.local_fields if f.column}
-        fields = [by_column[c.lower()] for c in obj[2:]]
+
+    def on_columns(kind: str) -> Iterator[tuple[Any, list[Any]]]:
+        """The model and fields of each missing `kind` object ("unique", "index") that no
+        table or AddField above made already."""
+        for obj in objects:
+            if obj[0] != kind or obj[1] in tables:
+                continue
+            if len(obj) == 3 and (obj[1], obj[2]) in added:
+                continue  # the field's AddField made it with the column
+            model = by_table[obj[1]]
+            by_column = {f.column.lower(): f for f in model._meta.local_fields if f.column}
+            yield model, [by_column[c.lower()] for c in obj[2:]]
+
+    for model, fields in on_columns("unique"):
         editor.execute(editor._create_unique_sql(model, fields))
-    for obj in objects:
-        if obj[0] != "index" or obj[1] in tables:
-            continue
-        if len(obj) == 3 and (obj[1], obj[2]) in added:
-            continue  # the field's AddField made it with the column
-        model = by_table[obj[1]]
-        by_column = {f.column.lower(): f for f in model._meta.local_fields if f.column}
-        fields = [by_column[c.lower()] for c in obj[2:]]
+    for model, fields in on_columns("index"):
         # db_index names it without suffix, alter_index_together with "_idx".
         suffix = "" if len(fields) == 1 and getattr(fields[0], "db_index", False) else "_idx"
         editor.execute(editor._create_index_sql(model, fields=fields, suffix=suffix))
