@@ -66,6 +66,12 @@ def add_noinput(parser: CommandParser) -> None:
     )
 
 
+def add_fail_on(parser: CommandParser, help: str) -> None:
+    parser.add_argument(
+        "--fail-on", choices=["error", "warning", "never"], default="error", help=help
+    )
+
+
 def add_lock_timeout(parser: CommandParser) -> None:
     parser.add_argument(
         "--lock-timeout",

@@ -18,7 +18,7 @@ from django.core.management.base import CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
 from migration_doctor.baseline import write_baseline
-from migration_doctor.command import DoctorCommand, add_database, base_dir
+from migration_doctor.command import DoctorCommand, add_database, add_fail_on, base_dir
 from migration_doctor.compare import compare, render_comparison
 from migration_doctor.diagnose import Report, diagnose, migrated_aliases
 from migration_doctor.errors import DoctorError
@@ -105,12 +105,9 @@ class Command(DoctorCommand):
             "Actions annotations at the migration files), html (one self-contained page with "
             "the migration graphs) or sarif (SARIF 2.1.0, for code scanning).",
         )
-        parser.add_argument(
-            "--fail-on",
-            choices=["error", "warning", "never"],
-            default="error",
-            help="Exit with status 1 when a finding at or above this severity exists "
-            "(default: error).",
+        add_fail_on(
+            parser,
+            "Exit with status 1 when a finding at or above this severity exists (default: error).",
         )
         parser.add_argument(
             "--deploy",

@@ -16,6 +16,7 @@ from migration_doctor import command as cli
 from migration_doctor.command import (
     DoctorCommand,
     add_database,
+    add_fail_on,
     add_lock_timeout,
     add_noinput,
     ask,
@@ -97,11 +98,9 @@ class Command(DoctorCommand):
         )
         add_lock_timeout(parser)
         parser.add_argument("--format", choices=["text", "json"], default=None)
-        parser.add_argument(
-            "--fail-on",
-            choices=["error", "warning", "never"],
-            default="error",
-            help="Exit with status 1 when what remains after the repair has a finding at or "
+        add_fail_on(
+            parser,
+            "Exit with status 1 when what remains after the repair has a finding at or "
             "above this severity (default: error).",
         )
 
