@@ -7,9 +7,11 @@ import io
 
 import pytest
 from django.core.management import call_command
+from django.db import connections
 
 from migration_doctor.diagnose import Report
 from migration_doctor.findings import Finding
+from migration_doctor.ledger import read_ledger
 from migration_doctor.repair import run as repair_run
 from migration_doctor.repair.run import introduced
 
@@ -32,15 +34,18 @@ def test_only_new_warnings_and_errors_count() -> None:
 
 
 def test_a_repair_that_breaks_something_else_exits_1(fresh_db, monkeypatch) -> None:
-    """Between the backup and the rows, something drops a column 0003 created (a stand-in
-    for a step that does more than it says): recording 0003 then leaves it missing."""
+    """Something drops a column 0003 created (a stand-in for a step that does more than it
+    says): recording 0003 then leaves it missing. On PostgreSQL and SQLite it happens inside
+    the repair's transaction (while the row is recorded) and is rolled back with it; MySQL
+    commits DDL, so there it happens between the backup and the rows and stays."""
     h.migrate(fresh_db)
     h.unrecord(fresh_db, "catalog", "0003_product_sku_stock")
+    undoable = connections[fresh_db].features.can_rollback_ddl
     original = repair_run.checkpoint
 
     def harmful(name: str) -> None:
         original(name)
-        if name == "after-backup":
+        if name == ("in-rows-1" if undoable else "after-backup"):
             h.sql(fresh_db, "ALTER TABLE catalog_product DROP COLUMN stock")
 
     monkeypatch.setattr(repair_run, "checkpoint", harmful)
@@ -51,5 +56,17 @@ def test_a_repair_that_breaks_something_else_exits_1(fresh_db, monkeypatch) -> N
             database=fresh_db, stdout=out, stderr=err,
         )  # fmt: skip
     assert exc.value.code == 1, out.getvalue()
-    assert "the repair introduced missing-schema (migration_doctor.E004) " in err.getvalue()
-    assert "catalog.0003_product_sku_stock" in err.getvalue()
+    finding = "missing-schema (migration_doctor.E004) catalog.0003_product_sku_stock"
+    if undoable:
+        assert f"the repair was rolled back because it would have introduced {finding}" in (
+            err.getvalue()
+        )
+        assert "nothing was changed" in err.getvalue()
+        # The dropped column is back and the row unrecorded: the transaction never committed.
+        assert h.sql(fresh_db, "SELECT COUNT(stock) FROM catalog_product") == [(0,)]
+        assert ("catalog", "0003_product_sku_stock") not in h.recorded(fresh_db)
+        assert read_ledger(connections[fresh_db]) == []
+    else:
+        assert f"the repair introduced {finding}" in err.getvalue()
+        assert "not rolled back: DDL could not be rolled back on mysql" in err.getvalue()
+        assert ("catalog", "0003_product_sku_stock") in h.recorded(fresh_db)

@@ -1,4 +1,9 @@
-"""Carrying out a plan: lock, backup, files, schema, rows in one transaction, re-diagnose."""
+"""Carrying out a plan: lock, backup, files, schema, rows, re-diagnose.
+
+Where DDL is transactional the whole repair and the diagnosis after it are one transaction,
+rolled back when the repair would introduce a finding; elsewhere schema steps commit one by
+one and the row changes in one transaction.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ from ..snapshot.rows import RecordedRow
 from .backup import mirror_ledger, stored_row, write_backup
 from .guard import check_plan
 from .lock import lock_in_transaction, repair_lock
-from .plan import Context, Plan, Step, build_plan
+from .plan import Context, Plan, RunOperations, Step, build_plan
 
 # confirm(step) answers "yes", "no", "all" (this and every later step) or "quit".
 Confirm = Callable[[Step], str]
@@ -39,11 +44,14 @@ class RepairResult:
     # Why the guard refused the plan before anything changed (empty: it did not).
     refused: list[str] = field(default_factory=list)
     before: Report | None = None
-    # What went wrong after the repair committed (the ledger copy, the diagnosis after):
-    # reported with what was done, never instead of it.
+    # What went wrong after the repair committed (the ledger copy, the diagnosis after),
+    # or why it was rolled back: reported with what was done, never instead of it.
     problems: list[str] = field(default_factory=list)
     # Warnings and errors the diagnosis after the repair has and the one before did not.
     introduced: list[Finding] = field(default_factory=list)
+    # Steps that ran and were rolled back with everything else, because they would have
+    # introduced `introduced` (PostgreSQL, SQLite): none of them is in `applied`.
+    rolled_back: list[Step] = field(default_factory=list)
 
     def would_leave(self) -> list[Finding]:
         """The findings a real run of this plan leaves (all of them when it is refused)."""
@@ -136,6 +144,168 @@ def _order(steps: Iterable[Step]) -> list[Step]:
     )
 
 
+def _choose(plan: Plan, confirm: Confirm | None, result: RepairResult) -> list[Step]:
+    """The steps answered "yes" (every step without `confirm`); the others are declined."""
+    chosen: list[Step] = []
+    answer_all = confirm is None
+    for step in plan.steps:
+        answer = "yes" if answer_all else confirm(step)  # type: ignore[misc]
+        if answer == "quit":
+            result.declined.extend(s for s in plan.steps if s not in chosen)
+            break
+        if answer == "all":
+            answer_all, answer = True, "yes"
+        (chosen if answer == "yes" else result.declined).append(step)
+    return chosen
+
+
+def not_undoable(ctx: Context, steps: Iterable[Step]) -> str:
+    """Why `steps` cannot run inside one transaction that is rolled back when they would
+    introduce a finding ("" when they can).
+
+    - MySQL/MariaDB commit each DDL statement implicitly: there is nothing to roll back.
+    - A step that writes source files (a merge migration, a finalised squash): no transaction
+      undoes a file, and rows rolled back under changed files would contradict them. Such a
+      repair runs as on MySQL, each schema step committed on its own.
+    - A migration marked `atomic = False` (CREATE INDEX CONCURRENTLY, a RunSQL that refuses
+      a transaction) runs outside one, as `migrate` runs it.
+    """
+    connection = ctx.connection
+    if not connection.features.can_rollback_ddl:
+        return f"DDL could not be rolled back on {connection.vendor}"
+    for step in steps:
+        if step.writes_files:
+            return f"step {step.title!r} writes source files, which no transaction undoes"
+        migration = (
+            ctx.loader.graph.nodes.get(step.key) if isinstance(step, RunOperations) else None
+        )
+        if migration is not None and not migration.atomic:
+            app, name = migration.app_label, migration.name
+            return f"{app}.{name} is not atomic (atomic = False): it runs outside a transaction"
+    return ""
+
+
+def _step_done(
+    result: RepairResult,
+    step: Step,
+    entry: dict[str, Any],
+    on_step: Callable[[Step, str], None] | None,
+) -> None:
+    result.ledger.append(entry)
+    result.applied.append(step)
+    if on_step:
+        on_step(step, "done")
+
+
+def _run_committing(
+    result: RepairResult,
+    chosen: list[Step],
+    on_step: Callable[[Step, str], None] | None,
+) -> None:
+    """Each schema step committed on its own, then every row change in one transaction:
+    where DDL cannot be rolled back, an interruption leaves whole steps behind."""
+    ctx = result.context
+    connection = ctx.connection
+    ensure_table(connection)  # the first repair creates the ledger; diagnoses never do
+    if any(s.writes_rows for s in chosen):
+        # django_migrations dropped (a dump restored without it): re-created as Django's
+        # recorder does, before and outside the row transaction (MySQL commits DDL).
+        MigrationRecorder(connection).ensure_schema()
+    before = {row.key: row for row in ctx.snapshot.rows}
+    for step in [s for s in chosen if not s.writes_rows]:
+        sql = step.sql(ctx)
+        with _locked_transaction(connection):
+            step.apply(ctx)
+        _step_done(result, step, _trace(ctx, step, sql, before, result.backup), on_step)
+        checkpoint(f"after-step-{len(result.applied)}")
+    rows = [s for s in chosen if s.writes_rows]
+    if rows:
+        # The row changes and their ledger entries commit together or not at all.
+        with transaction.atomic(using=connection.alias):
+            lock_in_transaction(connection)
+            entries = []
+            for step in rows:
+                sql = step.sql(ctx)
+                step.apply(ctx)
+                entries.append(_trace(ctx, step, sql, before, result.backup))
+                checkpoint(f"in-rows-{len(entries)}")
+        for step, entry in zip(rows, entries, strict=True):
+            _step_done(result, step, entry, on_step)
+
+
+def _run_undoable(
+    result: RepairResult,
+    database: str,
+    chosen: list[Step],
+    labels: list[str],
+    on_step: Callable[[Step, str], None] | None,
+) -> bool:
+    """Every chosen step, the ledger and the diagnosis after them in ONE transaction,
+    committed only when that diagnosis finds nothing the steps introduced; otherwise rolled
+    back, so the database is exactly as before. True when it was rolled back.
+
+    SQLite's schema editor refuses to start inside a transaction while foreign key checks
+    are on, and they cannot be turned off inside one: off before it (as Django's own
+    callers do), every key checked before the commit, back on afterwards."""
+    ctx = result.context
+    connection = ctx.connection
+    assert result.before is not None
+    before = {row.key: row for row in ctx.snapshot.rows}
+    done: list[tuple[Step, dict[str, Any]]] = []
+    with connection.constraint_checks_disabled(), transaction.atomic(using=connection.alias):
+        lock_in_transaction(connection)
+        ensure_table(connection)  # rolled back with the rest: a first repair leaves no table
+        if any(s.writes_rows for s in chosen):
+            MigrationRecorder(connection).ensure_schema()
+        for step in chosen:
+            sql = step.sql(ctx)
+            step.apply(ctx)
+            done.append((step, _trace(ctx, step, sql, before, result.backup)))
+            rows = sum(1 for s, _ in done if s.writes_rows)
+            checkpoint(f"in-rows-{rows}" if step.writes_rows else f"after-step-{len(done)}")
+        # Read through this connection: the diagnosis sees the uncommitted repair and
+        # writes nothing (its read-only transaction is skipped inside this one).
+        try:
+            result.after = diagnose(database, labels)
+        except (DoctorError, DatabaseError) as exc:
+            transaction.set_rollback(True, using=connection.alias)
+            result.rolled_back = [s for s, _ in done]
+            result.problems.append(
+                f"The diagnosis after the repair failed ({first_line(exc)}), so the repair "
+                "was rolled back: nothing was changed and the backup is not needed. Run "
+                "migration_doctor again to see the state."
+            )
+            return True
+        stale = {key for s, _ in done for key in s.makes_stale()}
+        result.introduced = introduced(result.before, result.after, stale)
+        if result.introduced:
+            transaction.set_rollback(True, using=connection.alias)
+            result.rolled_back = [s for s, _ in done]
+            return True
+        connection.check_constraints()  # SQLite: keys were not checked while off
+    for step, entry in done:
+        _step_done(result, step, entry, on_step)
+    return False
+
+
+def _rolled_back_line(result: RepairResult) -> str:
+    what = "; ".join(f"{f.kind} ({f.id}) {f.target}: {f.message}" for f in result.introduced)
+    backup = f" and the backup {result.backup} is not needed" if result.backup else ""
+    return (
+        f"the repair was rolled back because it would have introduced {what} -- nothing was "
+        f"changed on database {result.plan.database!r}{backup}"
+    )
+
+
+def _introduced_lines(result: RepairResult, why: str) -> list[str]:
+    restore = f"; the backup {result.backup} restores the rows" if result.backup else ""
+    return [
+        f"the repair introduced {f.kind} ({f.id}) {f.target}: {f.message} (not rolled "
+        f"back: {why}{restore})"
+        for f in result.introduced
+    ]
+
+
 def run_repair(
     database: str,
     app_labels: Iterable[str] = (),
@@ -150,6 +320,13 @@ def run_repair(
     on_step: Callable[[Step, str], None] | None = None,
     on_backup: Callable[[Path], None] | None = None,
 ) -> RepairResult:
+    """Diagnose under the lock, plan, back up, apply, diagnose again.
+
+    Where DDL is transactional (PostgreSQL, SQLite) and no step writes files, the steps and
+    the diagnosis after them run in one transaction that is rolled back if that diagnosis
+    finds anything they introduced (`not_undoable` says when it cannot be); elsewhere each
+    schema step commits, and what was introduced is reported beside what was done.
+    """
     labels = list(app_labels)
     if dry_run:
         report = diagnose(database, labels)
@@ -166,6 +343,7 @@ def run_repair(
     _refuse_missing_file(report)
     assert report.snapshot is not None
     connection = report.snapshot.connection
+    why_not = ""
     with repair_lock(connection, lock_timeout) as lock:
         # Diagnose again under the lock: the plan relies only on what is true now.
         report = diagnose(database, labels)
@@ -180,16 +358,7 @@ def run_repair(
         if not plan.steps or result.refused:
             result.after = report
             return result
-        chosen: list[Step] = []
-        answer_all = confirm is None
-        for step in plan.steps:
-            answer = "yes" if answer_all else confirm(step)  # type: ignore[misc]
-            if answer == "quit":
-                result.declined.extend(s for s in plan.steps if s not in chosen)
-                break
-            if answer == "all":
-                answer_all, answer = True, "yes"
-            (chosen if answer == "yes" else result.declined).append(step)
+        chosen = _choose(plan, confirm, result)
         if chosen:
             other = [rows for s in chosen for rows in s.backed_up(result.context)]
             # Without other rows, called as always (the reliability tests wrap this call).
@@ -201,43 +370,21 @@ def run_repair(
             if on_backup:
                 on_backup(result.backup)
             checkpoint("after-backup")
+            why_not = not_undoable(result.context, chosen)
             try:
-                ensure_table(connection)  # the first repair creates the ledger; diagnoses never do
-                if any(s.writes_rows for s in chosen):
-                    # django_migrations dropped (a dump restored without it): re-created as
-                    # Django's recorder does, before and outside the row transaction (SQLite's
-                    # schema editor refuses to run inside one, MySQL commits DDL).
-                    MigrationRecorder(connection).ensure_schema()
-                ctx = result.context
-                before = {row.key: row for row in ctx.snapshot.rows}
-                for step in [s for s in chosen if not s.writes_rows]:
-                    sql = step.sql(ctx)
-                    with _locked_transaction(connection):
-                        step.apply(ctx)
-                    result.ledger.append(_trace(ctx, step, sql, before, result.backup))
-                    result.applied.append(step)
-                    if on_step:
-                        on_step(step, "done")
-                    checkpoint(f"after-step-{len(result.applied)}")
-                rows = [s for s in chosen if s.writes_rows]
-                if rows:
-                    # The row changes and their ledger entries commit together or not at all.
-                    with transaction.atomic(using=connection.alias):
-                        lock_in_transaction(connection)
-                        entries = []
-                        for step in rows:
-                            sql = step.sql(ctx)
-                            step.apply(ctx)
-                            entries.append(_trace(ctx, step, sql, before, result.backup))
-                            checkpoint(f"in-rows-{len(entries)}")
-                    result.ledger.extend(entries)
-                    result.applied.extend(rows)
-                    for step in rows:
-                        if on_step:
-                            on_step(step, "done")
+                if why_not:
+                    _run_committing(result, chosen, on_step)
+                elif _run_undoable(result, database, chosen, labels, on_step):
+                    if not result.introduced:
+                        return result  # the diagnosis after failed: exit 2, said why
+                    result.problems.append(_rolled_back_line(result))
+                    return _after_rollback(result, database, labels)
             except DatabaseError as exc:
                 # A user that may only read, a full disk, a lost server: one clear line.
-                done = f"{len(result.applied)} step(s) were applied before it"
+                if why_not:
+                    done = f"{len(result.applied)} step(s) were applied before it"
+                else:
+                    done = "the repair was rolled back: nothing was changed"
                 _mirror(result)
                 raise DoctorError(
                     " ".join(
@@ -252,6 +399,27 @@ def run_repair(
                 _mirror(result)  # interrupted: still trace what committed
                 raise
             _mirror(result)
+    if result.after is None or why_not:
+        _diagnose_after(result, database, labels, why_not)
+    return result
+
+
+def _after_rollback(result: RepairResult, database: str, labels: list[str]) -> RepairResult:
+    """The database as the rollback left it (as before): what the output shows after."""
+    try:
+        result.after = diagnose(database, labels)
+    except (DoctorError, DatabaseError) as exc:
+        result.after = None
+        result.problems.append(
+            f"The diagnosis after the rollback failed ({first_line(exc)}); run "
+            "migration_doctor again to see the state."
+        )
+    return result
+
+
+def _diagnose_after(result: RepairResult, database: str, labels: list[str], why: str) -> None:
+    """After a repair that committed step by step: what it introduced is reported beside
+    what was done (nothing can be undone any more)."""
     try:
         result.after = diagnose(database, labels)
     except (DoctorError, DatabaseError) as exc:
@@ -259,15 +427,11 @@ def run_repair(
             f"The diagnosis after the repair failed ({first_line(exc)}); run migration_doctor "
             "again to see the state."
         )
-        return result
+        return
     if result.before is not None and result.applied:
         stale = {key for step in result.applied for key in step.makes_stale()}
         result.introduced = introduced(result.before, result.after, stale)
-        result.problems.extend(
-            f"the repair introduced {f.kind} ({f.id}) {f.target}: {f.message}"
-            for f in result.introduced
-        )
-    return result
+        result.problems.extend(_introduced_lines(result, why))
 
 
 def _identity(finding: Finding) -> tuple[Any, ...]:
