@@ -276,12 +276,16 @@ class Classifier:
         # stands, so that what a later migration done by hand removed is not "missing"
         # from the earlier one.
         self.positions = positions if positions is not None else schema_positions(snapshot)
-        shown = {(p.app, name) for p in self.positions.values() for name in p.through}
+        self._ancestors: dict[Key, set[Key]] = {}
+        # Unrecorded migrations up to each app's position, and those whose whole effect
+        # the schema shows (both empty where the position is ambiguous).
+        through = {(p.app, name) for p in self.positions.values() for name in p.through}
+        self.shown = {(p.app, name) for p in self.positions.values() for name in p.shown}
         self.schema_live = self.expected_live
-        if shown:
+        if through:
             self.schema_live = set()
             for key in self.expected.plan:
-                if key in self.applied or key in shown:
+                if key in self.applied or key in through:
                     self.schema_live -= set(self.effects[key].removes)
                     self.schema_live |= set(self.effects[key].creates)
 
@@ -292,8 +296,9 @@ class Classifier:
 
         An absent object that a later migration removes again proves nothing: the database
         may simply be past that later migration (contenttypes.0001 creates a column that
-        0002 drops). Likewise an object this migration removes is only "done" by being
-        absent when it would otherwise be there (see _removal_shows).
+        0002 drops); a present object that a later migration creates again, likewise.
+        An object this migration removes is only "done" by being absent when it would
+        otherwise be there (see _removal_shows).
         """
         done: list[Obj] = []
         todo: list[Obj] = []
@@ -310,7 +315,10 @@ class Classifier:
             if not self.schema.has_table(obj[1]) and obj[0] != "table":
                 continue  # the table itself is absent: nothing to tell from the column
             if live_has(self.schema, obj):
-                todo.append(obj)
+                # ... unless a later migration creates it again (0013 removes
+                # invoice.label, 0020 adds a new label): the database may be past that one.
+                if not any(i > here for i in self.created_at.get(obj, ())):
+                    todo.append(obj)
             elif self._removal_shows(obj, here):
                 done.append(obj)
         return done, todo, explained
@@ -323,8 +331,8 @@ class Classifier:
         that never got that far, a DeleteModel's table is absent because it was never
         created (wagtaildocs.0012 creates UploadedDocument, 0013 deletes it).
         """
-        if obj in self.expected_live:
-            return True
+        if obj in self.expected_live or (here >= 0 and self.expected.plan[here] in self.shown):
+            return True  # (or the schema's position shows this migration's whole effect)
         earlier = [i for i in self.created_at.get(obj, ()) if i < here]
         if not earlier:
             return False
@@ -635,6 +643,51 @@ class Classifier:
             fix,
         )
 
+    def _superseded(
+        self, key: Key, effect: MigrationEffect, later: Key, evidence: dict[str, object]
+    ) -> None:
+        """Nothing of it shows (later migrations changed the same objects again, or it has
+        no checkable effect), but a later migration that depends on it is in the database:
+        it ran, and `migrate` would run it again over what came after it."""
+        app, name = key
+        touched = collapse([*effect.creates, *effect.removes])
+        if touched:
+            evidence["changed_again_later"] = _names(touched)
+        what = (
+            f"what it changes ({', '.join(_names(touched)[:4])}) later migrations changed again"
+            if touched
+            else "nothing it does can be checked in the schema"
+        )
+        flag = "--fake-initial" if effect.initial else "--fake"
+        self.add(
+            "table-exists",
+            app,
+            name,
+            f"{app}.{name} is not recorded, but {later[0]}.{later[1]}, which depends on it, "
+            f"is in the database, so it ran before it; {what}. `migrate` would run it again "
+            "over the schema the later migrations left"
+            + (f" ({', '.join(effect.opaque)} included)." if effect.opaque else "."),
+            evidence,
+            Fix(
+                "Record it without running it.",
+                (f"{MANAGE} migrate {quote(app)} {quote(name)} {flag}",),
+            ),
+        )
+
+    def _shown_after(self, key: Key) -> Key | None:
+        """The last unrecorded migration of `key`'s app whose whole effect the schema shows,
+        when it comes after `key` and depends on it (None otherwise, or when the app's
+        position is ambiguous)."""
+        position = self.positions.get(key[0])
+        if position is None or position.ambiguous or not position.shown:
+            return None
+        later = (key[0], position.shown[-1])
+        if self.position.get(later, -1) <= self.position.get(key, -1):
+            return None
+        if later not in self._ancestors:
+            self._ancestors[later] = set(self.loader.graph.forwards_plan(later))
+        return later if key in self._ancestors[later] else None
+
     def _named_otherwise(self, obj: Obj) -> bool:
         """A field index or unique constraint that is there under another name.
 
@@ -695,6 +748,14 @@ class Classifier:
             evidence["created_by_applied_migrations"] = _names(explained)
         if effect.opaque:
             evidence["unverifiable_operations"] = list(effect.opaque)
+        later = self._shown_after(key) if not todo else None
+        if later is not None and (effect.opaque or not done):
+            # migrate applies a migration only after its dependencies, and stops at the
+            # first that fails: a later one in the database means this one ran through.
+            evidence["ran_before"] = f"{later[0]}.{later[1]}"
+        if not done and later is not None:
+            self._superseded(key, effect, later, evidence)
+            return
         if not done:
             self.add(
                 "unapplied",
@@ -729,6 +790,8 @@ class Classifier:
         unknown = [
             op.description for op in effect.operations if op.opaque and op.index > last_done
         ]
+        if later is not None:
+            unknown = []
         if unknown and not todo:
             evidence["not_known_to_have_run"] = unknown
         if not todo and not unknown:
@@ -736,9 +799,14 @@ class Classifier:
             note = (
                 f" Faking skips {', '.join(effect.opaque)}: run that code by hand if its data "
                 "matters."
-                if effect.opaque
+                if effect.opaque and later is None
                 else ""
             )
+            if later is not None and effect.opaque:
+                note = (
+                    f" Its {', '.join(effect.opaque)} ran: {later[0]}.{later[1]}, which "
+                    "depends on it, is in the database."
+                )
             shown = _names(collapse(created)) + [f"{n} removed" for n in _names(gone)]
             columns = [o for o in created if o[0] == "column" and o[1] not in tables_of(created)]
             rebuild = (

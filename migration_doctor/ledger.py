@@ -97,8 +97,32 @@ def ensure_table(connection: BaseDatabaseWrapper) -> None:
         editor.create_model(ledger_model())
 
 
-def write_entry(
-    connection: BaseDatabaseWrapper,
+# Rows per INSERT when many entries are written at once (well under SQLite's 999 variables
+# per statement for its 18 columns: Django's bulk_create splits further where needed).
+BATCH = 500
+
+
+def write_entry(connection: BaseDatabaseWrapper, **fields: Any) -> dict[str, Any]:
+    """One ledger entry (see `entry`), written now."""
+    return write_entries(connection, [entry(**fields)])[0]
+
+
+def write_entries(
+    connection: BaseDatabaseWrapper, entries: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Entries made by `entry`, written in batches (a repair of a wiped history records
+    thousands of rows: one INSERT each would cost more than the diagnosis); returns them as
+    the backup's ledger copy holds them."""
+    model = ledger_model()
+    objs = [model(**values) for values in entries]
+    model.objects.using(connection.alias).bulk_create(objs, batch_size=BATCH)
+    return [
+        {**values, "created": values["created"].isoformat(), "rows": json.loads(values["rows"])}
+        for values in entries
+    ]
+
+
+def entry(
     *,
     kind: str,
     check_id: str,
@@ -133,9 +157,7 @@ def write_entry(
         "host": socket.gethostname(),
         "backup": backup,
     }
-    created: datetime.datetime = values["created"]  # type: ignore[assignment]
-    ledger_model().objects.using(connection.alias).create(**values)
-    return {**values, "created": created.isoformat(), "rows": rows}
+    return values
 
 
 def _user() -> str:

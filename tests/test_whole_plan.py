@@ -232,3 +232,113 @@ def test_a_branch_switch_leaves_a_column_that_breaks_inserts(fresh_db, migration
         Product.objects.using(fresh_db).create(
             name="x", price=1, category_id=cat.pk, created_at="2025-01-01T00:00:00Z"
         )
+
+
+COUNT_PRODUCTS = (
+    "from django.db import migrations, models\n"
+    "\n"
+    "\n"
+    "def count_products(apps, schema_editor):\n"
+    "    product = apps.get_model('catalog', 'Product')\n"
+    "    product.objects.using(schema_editor.connection.alias).count()\n"
+    "\n"
+    "\n"
+    "class Migration(migrations.Migration):\n"
+    "    dependencies = [('catalog', '0003_product_sku_stock')]\n"
+    "    operations = [\n"
+    "        migrations.RemoveField('product', 'stock'),\n"
+    "        migrations.RunPython(count_products, migrations.RunPython.noop),\n"
+    "    ]\n"
+)
+STOCK_AGAIN = migration_source(
+    [("catalog", "0004_drop_stock")],
+    "        migrations.AddField('product', 'stock', models.IntegerField(default=0)),\n",
+)
+# Without a later change the schema at 0005 is the schema at 0003 (the same column stock):
+# two positions fit equally, and nothing is repaired automatically.
+ORIGIN = migration_source(
+    [("catalog", "0005_stock_again")],
+    "        migrations.AddField('product', 'origin', models.TextField(null=True)),\n",
+)
+
+
+@pytest.mark.parametrize("at", ["0006_origin", "0004_drop_stock"])
+def test_a_wiped_history_where_a_later_migration_undoes_an_earlier_one(
+    fresh_db, migration_package, at
+):
+    """0004 drops product.stock (and runs Python), 0005 adds a new stock: with every row
+    gone and the schema at 0005, 0004's column is there, yet 0004 ran -- 0005, which
+    depends on it, is in the database. It is recorded, not reported partially applied (and
+    never run again: that would drop the new column's values). At 0004 nothing vouches for
+    its Python step, so recording it stays unproven."""
+    migration_package(
+        "catalog",
+        catalog_with(
+            **{
+                "0004_drop_stock": COUNT_PRODUCTS,
+                "0005_stock_again": STOCK_AGAIN,
+                "0006_origin": ORIGIN,
+            }
+        ),
+    )
+    h.migrate(fresh_db)
+    h.migrate(fresh_db, "catalog", at)
+    if at == "0006_origin":
+        seeded(fresh_db)
+    h.sql(fresh_db, "DELETE FROM django_migrations")
+    report = diagnose(fresh_db)
+    errors = {
+        (f.kind, f.app, f.migration)
+        for f in report.findings
+        if f.severity >= Severity.WARNING and f.kind != "model-changes"  # origin
+    }
+    if at == "0004_drop_stock":
+        # Its column is gone and nothing after it shows: whether its Python ran is unknown.
+        [drop] = report.find("partially-applied", "catalog", "0004_drop_stock")
+        assert "ran_before" not in drop.evidence
+        assert drop.evidence["not_known_to_have_run"] == ["RunPython(count_products)"]
+        status, out = h.fix(fresh_db)
+        assert "catalog.0004_drop_stock: not proven by evidence" in out, out
+        assert ("catalog", "0004_drop_stock") not in h.recorded(fresh_db)
+        return
+    assert {k for k, _, _ in errors} == {"table-exists"}, [f.as_dict() for f in report.findings]
+    [drop] = report.find("table-exists", "catalog", "0004_drop_stock")
+    assert drop.evidence["ran_before"] == "catalog.0006_origin"
+    assert drop.evidence["changed_again_later"] == ["column catalog_product.stock"]
+    assert "which depends on it, is in the database, so it ran before it" in drop.message
+    [position] = [p for p in report.positions if p.app == "catalog"]
+    assert position.schema == ("0006_origin",)
+
+    before = state(fresh_db)[1]["catalog_product"]
+    status, out = h.fix(fresh_db)
+    assert status == 0, out
+    assert "Not repaired" not in out
+    assert "Record catalog.0004_drop_stock without running it" in out
+    catalog = {n for a, n in h.recorded(fresh_db) if a == "catalog"}
+    assert catalog == {
+        *h.app_migration_sources("catalog"),
+        "0004_drop_stock",
+        "0005_stock_again",
+        "0006_origin",
+    }
+    assert state(fresh_db)[1]["catalog_product"] == before  # stock's 7 is kept
+    h.migrate(fresh_db)
+    models = leaf_apps(fresh_db)
+    cat = models.get_model("catalog", "Category").objects.using(fresh_db).get(slug="tea")
+    Product = models.get_model("catalog", "Product")
+    Product.objects.using(fresh_db).create(
+        name="Bancha",
+        price=Decimal("2.10"),
+        created_at=datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC),
+        category=cat,
+        stock=2,
+    )
+    stocks = sorted(Product.objects.using(fresh_db).values_list("stock", flat=True))
+    assert stocks == [2, 7]
+    after = diagnose(fresh_db)
+    problems = [
+        f.as_dict()
+        for f in after.findings
+        if f.severity >= Severity.WARNING and f.kind != "model-changes"  # origin
+    ]
+    assert problems == []

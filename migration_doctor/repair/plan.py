@@ -767,14 +767,18 @@ def _plan_table_exists(p: PlanInput) -> tuple[list[Step], str]:
         app,
         name,
         f"Record {app}.{name} without running it",
-        "everything it does is already done: "
-        + ", ".join(
-            [*ev["present"], *(f"{n} removed" for n in ev.get("already_removed", []))][:6]
+        (
+            f"it ran before {ev['ran_before']}, which depends on it and is in the database"
+            if ev.get("ran_before") and not (ev["present"] or ev.get("already_removed"))
+            else "everything it does is already done: "
+            + ", ".join(
+                [*ev["present"], *(f"{n} removed" for n in ev.get("already_removed", []))][:6]
+            )
         ),
         f"{MANAGE} migrate {quote(app)} {quote(name)} {flag}",
         rows=[(app, name)],
     )
-    if effect.opaque:
+    if effect.opaque and not ev.get("ran_before"):
         step.proven = False
         step.unproven_why = f"recording skips {', '.join(effect.opaque)}"
     return [step], ""

@@ -15,16 +15,20 @@ from typing import Any
 
 from django.db import DatabaseError, transaction
 from django.db.migrations.recorder import MigrationRecorder
+from django.utils import timezone
 
 from ..diagnose import Report, diagnose
 from ..findings import Finding, Severity
-from ..ledger import ensure_table, write_entry
-from ..snapshot import DoctorError, first_line
+from ..ledger import ensure_table, entry, write_entries
+from ..snapshot import DoctorError, first_line, get_connection, missing_sqlite_file
 from ..snapshot.rows import RecordedRow
 from .backup import mirror_ledger, stored_row, write_backup
 from .guard import check_plan
 from .lock import lock_in_transaction, repair_lock
-from .plan import Context, Plan, RunOperations, Step, build_plan
+from .plan import Context, Plan, RecordRows, RunOperations, Step, build_plan
+
+# Rows per INSERT when many migrations are recorded at once.
+ROW_BATCH = 500
 
 # confirm(step) answers "yes", "no", "all" (this and every later step) or "quit".
 Confirm = Callable[[Step], str]
@@ -84,13 +88,12 @@ def _row(row: RecordedRow) -> dict[str, Any]:
     return stored_row(row)  # exactly as stored, as the backup keeps it
 
 
-def _refuse_missing_file(report: Report) -> None:
+def _refuse_missing_file(missing: Path | None) -> None:
     """A SQLite file that does not exist is a fresh database: nothing to repair, and a
     repair must not create it (its lock, its ledger would)."""
-    assert report.snapshot is not None
-    if report.snapshot.missing_file is not None:
+    if missing is not None:
         raise DoctorError(
-            f"SQLite database file {report.snapshot.missing_file} does not exist yet: run "
+            f"SQLite database file {missing} does not exist yet: run "
             "migrate first (--fix repairs an existing database, it never creates one)."
         )
 
@@ -116,9 +119,9 @@ def _trace(
     before: dict[tuple[str, str], RecordedRow],
     backup: Path | None,
 ) -> dict[str, Any]:
+    """The ledger entry of one step (written by the caller, with others in one batch)."""
     touched = step.rows_touched()
-    return write_entry(
-        ctx.connection,
+    return entry(
         kind=step.kind,
         check_id=step.check_id,
         app=step.app,
@@ -197,6 +200,41 @@ def _step_done(
         on_step(step, "done")
 
 
+def _record_together(ctx: Context, steps: list[RecordRows]) -> None:
+    """Several RecordRows steps as one: the rows already there read once, the missing ones
+    inserted in batches (a wiped history is thousands of rows; one INSERT each cost more
+    than its diagnosis). Compared in Python: MySQL's collation would call `0001_INITIAL` a
+    match."""
+    migration = MigrationRecorder.Migration
+    manager = migration.objects.using(ctx.connection.alias)
+    wanted = list(dict.fromkeys(key for step in steps for key in step.rows))
+    apps = {app for app, _ in wanted}
+    there = set(manager.filter(app__in=apps).values_list("app", "name"))
+    now = timezone.now()
+    manager.bulk_create(
+        [migration(app=a, name=n, applied=now) for a, n in wanted if (a, n) not in there],
+        batch_size=ROW_BATCH,
+    )
+
+
+def _apply_rows(ctx: Context, rows: list[Step]) -> None:
+    """The row steps in their order, consecutive RecordRows steps together; checkpoint
+    `in-rows-N` after each (all still inside the row transaction)."""
+    i = 0
+    while i < len(rows):
+        j = i
+        while j < len(rows) and isinstance(rows[j], RecordRows):
+            j += 1
+        if j > i + 1:
+            _record_together(ctx, rows[i:j])  # type: ignore[arg-type]
+        else:
+            j = i + 1
+            rows[i].apply(ctx)
+        for n in range(i, j):
+            checkpoint(f"in-rows-{n + 1}")
+        i = j
+
+
 def _run_committing(
     result: RepairResult,
     chosen: list[Step],
@@ -216,21 +254,19 @@ def _run_committing(
         sql = step.sql(ctx)
         with _locked_transaction(connection):
             step.apply(ctx)
-        _step_done(result, step, _trace(ctx, step, sql, before, result.backup), on_step)
+        [done] = write_entries(connection, [_trace(ctx, step, sql, before, result.backup)])
+        _step_done(result, step, done, on_step)
         checkpoint(f"after-step-{len(result.applied)}")
     rows = [s for s in chosen if s.writes_rows]
     if rows:
         # The row changes and their ledger entries commit together or not at all.
         with transaction.atomic(using=connection.alias):
             lock_in_transaction(connection)
-            entries = []
-            for step in rows:
-                sql = step.sql(ctx)
-                step.apply(ctx)
-                entries.append(_trace(ctx, step, sql, before, result.backup))
-                checkpoint(f"in-rows-{len(entries)}")
-        for step, entry in zip(rows, entries, strict=True):
-            _step_done(result, step, entry, on_step)
+            entries = [_trace(ctx, step, step.sql(ctx), before, result.backup) for step in rows]
+            _apply_rows(ctx, rows)
+            written = write_entries(connection, entries)
+        for step, done in zip(rows, written, strict=True):
+            _step_done(result, step, done, on_step)
 
 
 def _run_undoable(
@@ -257,12 +293,16 @@ def _run_undoable(
         ensure_table(connection)  # rolled back with the rest: a first repair leaves no table
         if any(s.writes_rows for s in chosen):
             MigrationRecorder(connection).ensure_schema()
-        for step in chosen:
-            sql = step.sql(ctx)
+        schema = [s for s in chosen if not s.writes_rows]
+        rows = [s for s in chosen if s.writes_rows]
+        entries = []
+        for n, step in enumerate(schema, 1):
+            entries.append(_trace(ctx, step, step.sql(ctx), before, result.backup))
             step.apply(ctx)
-            done.append((step, _trace(ctx, step, sql, before, result.backup)))
-            rows = sum(1 for s, _ in done if s.writes_rows)
-            checkpoint(f"in-rows-{rows}" if step.writes_rows else f"after-step-{len(done)}")
+            checkpoint(f"after-step-{n}")
+        entries += [_trace(ctx, step, step.sql(ctx), before, result.backup) for step in rows]
+        _apply_rows(ctx, rows)
+        done = list(zip(schema + rows, write_entries(connection, entries), strict=True))
         # Read through this connection: the diagnosis sees the uncommitted repair and
         # writes nothing (its read-only transaction is skipped inside this one).
         try:
@@ -283,8 +323,8 @@ def _run_undoable(
             result.rolled_back = [s for s, _ in done]
             return True
         connection.check_constraints()  # SQLite: keys were not checked while off
-    for step, entry in done:
-        _step_done(result, step, entry, on_step)
+    for step, written in done:
+        _step_done(result, step, written, on_step)
     return False
 
 
@@ -330,8 +370,8 @@ def run_repair(
     labels = list(app_labels)
     if dry_run:
         report = diagnose(database, labels)
-        _refuse_missing_file(report)
         assert report.snapshot is not None
+        _refuse_missing_file(report.snapshot.missing_file)
         plan = build_plan(report, only, allow_data_loss)
         plan.steps = _order(plan.steps)
         result = RepairResult(plan, Context(report.snapshot), True, before=report)
@@ -339,13 +379,12 @@ def run_repair(
         if on_plan:
             on_plan(result)
         return result
-    report = diagnose(database, labels)
-    _refuse_missing_file(report)
-    assert report.snapshot is not None
-    connection = report.snapshot.connection
+    # Diagnosed once, under the lock: the plan relies only on what is true then. Before
+    # it, only what taking the lock needs (a SQLite file's lock sits beside the file).
+    connection = get_connection(database, missing_ok=True)
+    _refuse_missing_file(missing_sqlite_file(connection))
     why_not = ""
     with repair_lock(connection, lock_timeout) as lock:
-        # Diagnose again under the lock: the plan relies only on what is true now.
         report = diagnose(database, labels)
         assert report.snapshot is not None
         plan = build_plan(report, only, allow_data_loss)

@@ -503,7 +503,7 @@ def test_a_failed_diagnosis_after_the_repair_is_reported_with_what_was_done(
 
     def diagnose_then_lose_the_server(*args: Any, **kwargs: Any) -> Any:
         calls.append(args)
-        if len(calls) == 3:  # before the lock, under the lock, after the repair
+        if len(calls) == 2:  # under the lock, after the repair
             raise DoctorError("Cannot connect to database 'x' (server): connection lost")
         return real(*args, **kwargs)
 

@@ -23,7 +23,12 @@ from migration_doctor.command import (
 )
 from migration_doctor.errors import DoctorError
 from migration_doctor.findings import KINDS
-from migration_doctor.render.repair import render_outcome, render_plan, render_repair_json
+from migration_doctor.render.repair import (
+    grouped,
+    render_outcome,
+    render_plan,
+    render_repair_json,
+)
 from migration_doctor.render.safe import shown
 from migration_doctor.render.text import render_text
 from migration_doctor.repair import RepairResult, run_repair
@@ -111,11 +116,13 @@ class Command(DoctorCommand):
         if interactive and not cli.stdin_is_terminal():
             ask("")  # refuses in one line before any work, as it would at the first question
         numbers: dict[int, int] = {}
+        quiet = [False]  # a grouped plan prints no line per step done
 
         def on_plan(result: RepairResult) -> None:
             numbers.update({id(s): i for i, s in enumerate(result.plan.steps, 1)})
             if not as_json:
-                self.stdout.write(render_plan(result), ending="")
+                self.stdout.write(render_plan(result, options["verbosity"]), ending="")
+                quiet[0] = grouped(result, options["verbosity"])
 
         def confirm(step: Step) -> str:
             answer = ask(
@@ -125,7 +132,7 @@ class Command(DoctorCommand):
             return ANSWERS.get(answer.strip().lower()[:1], "no")
 
         def on_step(step: Step, state: str) -> None:
-            if not as_json:
+            if not as_json and not quiet[0]:
                 self.stdout.write(f"  step {numbers.get(id(step), '?')}: {state}")
 
         def on_backup(path: Path) -> None:
