@@ -241,7 +241,9 @@ def _server(backend: str, sql: str, db: str | None = None) -> list[tuple[object,
     try:
         cur = conn.cursor()
         cur.execute(sql)
-        return list(cur.fetchall()) if cur.description else []
+        rows = list(cur.fetchall()) if cur.description else []
+        conn.commit()  # MySQLdb does not autocommit: a DELETE would be rolled back
+        return rows
     finally:
         conn.close()
 

@@ -867,6 +867,21 @@ def scenario_I007() -> None:
 
 
 @scenario
+def scenario_W007() -> None:
+    """A pending migration makes Category.name unique while two rows share a name."""
+    run = project("W007")
+    run.sql("INSERT INTO catalog_category (name, slug) VALUES ('Tea', 'tea'), ('Tea', 'tea-2')")
+    run.write(
+        "catalog/migrations/0004_category_name_unique.py",
+        migration([AFTER_0003], NAME_UNIQUE),
+        save="W007-0004_category_name_unique",
+    )
+    run.sh(f"{SHOW} catalog", status=0, want=["W007 blocked-by-data"])
+    run.save("W007")
+    django_says(run, "python manage.py migrate catalog", "W007-django", want=["UNIQUE"])
+
+
+@scenario
 def scenario_W004() -> None:
     run = project("W004")
     run.sql(

@@ -14,12 +14,13 @@ from pathlib import Path
 from shlex import quote
 
 from django.db import models
-from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .expected import Key, MigrationEffect, Obj, collapse, column_of, describe
+from .expected import MigrationEffect, Obj, collapse, column_of, describe
 from .findings import MANAGE, Finding, Fix
+from .keys import Key
 from .ledger import LEDGER_TABLE
 from .position import AppPosition, schema_positions
+from .recorder_sql import delete_ids_sql, delete_row_sql, insert_row_sql, rename_row_sql
 from .snapshot import Snapshot
 from .snapshot.graph import LoadError
 from .snapshot.rows import recorder_table
@@ -98,33 +99,6 @@ def tables_of(objs: Iterable[Obj]) -> set[str]:
 
 def _names(objs: Iterable[Obj]) -> list[str]:
     return [describe(o) for o in objs]
-
-
-def sql_literal(value: str, vendor: str = "") -> str:
-    """A string literal for SQL shown to people (what runs is always parameterised)."""
-    if vendor == "mysql":  # backslash is an escape character in MySQL strings
-        value = value.replace("\\", "\\\\")
-    return "'" + value.replace("'", "''") + "'"
-
-
-def delete_row_sql(connection: BaseDatabaseWrapper, app: str, name: str) -> str:
-    qn, v = connection.ops.quote_name, connection.vendor
-    return (
-        f"DELETE FROM {qn(recorder_table())} WHERE {qn('app')} = {sql_literal(app, v)} "
-        f"AND {qn('name')} = {sql_literal(name, v)};"
-    )
-
-
-def insert_row_sql(
-    connection: BaseDatabaseWrapper, app: str, name: str, applied: str | None = None
-) -> str:
-    """`applied`: a timestamp to show, else the database's CURRENT_TIMESTAMP."""
-    qn, v = connection.ops.quote_name, connection.vendor
-    when = sql_literal(applied, v) if applied else "CURRENT_TIMESTAMP"
-    return (
-        f"INSERT INTO {qn(recorder_table())} ({qn('app')}, {qn('name')}, {qn('applied')}) "
-        f"VALUES ({sql_literal(app, v)}, {sql_literal(name, v)}, {when});"
-    )
 
 
 def _reproduce(err: LoadError) -> tuple[str, ...]:
@@ -387,7 +361,6 @@ class Classifier:
                 for f in self.findings
                 if f.kind == "inconsistent-history" and f.evidence.get("not_recorded") == label
             ]
-            qn, v = self.s.connection.ops.quote_name, self.vendor
             self.findings = [f for f in self.findings if f not in (old, new, *absorbed)]
             self.add(
                 "renamed-migration",
@@ -413,10 +386,7 @@ class Classifier:
                 },
                 Fix(
                     "Give the row its new name; it keeps its id and applied time.",
-                    (
-                        f"UPDATE {qn(recorder_table())} SET {qn('name')} = "
-                        f"{sql_literal(str(new.migration), v)} WHERE {qn('id')} = {row.id};",
-                    ),
+                    (rename_row_sql(self.s.connection, row.id, str(new.migration)),),
                 ),
             )
 
@@ -991,7 +961,6 @@ class Classifier:
             folded(k) for k in self.recorded if k not in {x for v in by_app.values() for x in v}
         }
         real |= {folded(k) for k in self.loader.disk_migrations}
-        qn = self.s.connection.ops.quote_name
         for app, keys in sorted(by_app.items()):
             installed = app in self.loader.migrated_apps
             for key in sorted(set(keys)):
@@ -999,10 +968,7 @@ class Classifier:
                 # A NULL app or name: no `=` comparison matches the row; by id it is exact.
                 null = any(r.has_null for r in self.s.rows if r.key == key)
                 if null or (self.vendor == "mysql" and folded(key) in real):
-                    cmds: tuple[str, ...] = (
-                        f"DELETE FROM {qn(recorder_table())} WHERE {qn('id')} IN "
-                        f"({', '.join(map(str, ids))});",
-                    )
+                    cmds: tuple[str, ...] = (delete_ids_sql(self.s.connection, ids),)
                 elif installed:
                     cmds = (f"{MANAGE} migrate {quote(app)} --prune",)
                 else:
@@ -1038,7 +1004,6 @@ class Classifier:
         ids: dict[Key, list[int]] = defaultdict(list)
         for row in self.s.rows:
             ids[row.key].append(row.id)
-        qn = self.s.connection.ops.quote_name
         for (app, name), found in sorted(ids.items()):
             if len(found) < 2:
                 continue
@@ -1054,10 +1019,7 @@ class Classifier:
                 {"ids": sorted(found), "keep": keep},
                 Fix(
                     f"Keep the first row (id {keep}), delete the others.",
-                    (
-                        f"DELETE FROM {qn(recorder_table())} WHERE {qn('id')} IN "
-                        f"({', '.join(map(str, extra))});",
-                    ),
+                    (delete_ids_sql(self.s.connection, extra),),
                 ),
             )
 

@@ -14,7 +14,7 @@ from django.db import DEFAULT_DB_ALIAS
 from .baseline import mark_known, read_baseline
 from .classify import classify
 from .conf import DoctorSettings, doctor_settings
-from .datacheck import forbidden_by_data
+from .datacheck import blocked_pending, forbidden_by_data
 from .drift import schema_drift
 from .errors import DoctorError
 from .findings import Finding, Severity
@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from .traps.child import ImportWatch
 
 SEVERITY_ORDER = {"error": Severity.ERROR, "warning": Severity.WARNING, "info": Severity.INFO}
-# Before a deploy these fail too: a recorded migration whose file the release removed, and
-# models the release changed without a migration.
-DEPLOY_BLOCKERS = {"stale-record", "model-changes"}
+# Before a deploy these fail too: a recorded migration whose file the release removed,
+# models the release changed without a migration, and a pending migration the data forbids.
+DEPLOY_BLOCKERS = {"stale-record", "model-changes", "blocked-by-data"}
 
 
 @dataclass
@@ -45,6 +45,8 @@ class Report:
     deploy: bool = False
     # Apps whose live schema stands elsewhere than their rows say (position.py).
     positions: list[AppPosition] = field(default_factory=list)
+    # The PostgreSQL schema diagnosed, in a schema-per-tenant fleet (tenants.py).
+    schema: str | None = None
 
     def of_severity(self, severity: Severity) -> list[Finding]:
         return [f for f in self.findings if f.severity == severity]
@@ -90,6 +92,7 @@ class Report:
         return {
             "version": 1,
             "database": self.database,
+            **({"schema": self.schema} if self.schema is not None else {}),
             "vendor": self.vendor,
             "django": django.get_version(),
             "summary": {
@@ -165,21 +168,42 @@ def diagnose(
     `import_watch`, started by the caller beforehand, adds the import-time traps it found.
     """
     labels = check_app_labels(app_labels)
-    conf = doctor_settings()
     try:
         snapshot = take_snapshot(database)
     except BaseException:
         if import_watch is not None:
             import_watch.close()
         raise
+    return report_of(
+        snapshot, labels, models=models, baseline=baseline, deploy=deploy,
+        import_watch=import_watch,
+    )  # fmt: skip
+
+
+def report_of(
+    snapshot: Snapshot,
+    labels: list[str],
+    *,
+    models: bool = True,
+    changed_apps: Iterable[str] = (),
+    baseline: Path | None = None,
+    deploy: bool = False,
+    import_watch: ImportWatch | None = None,
+) -> Report:
+    """The Report of one snapshot: diagnose() takes one, a tenant fleet one per schema.
+    `changed_apps`: apps whose models are ahead of their migrations, reported elsewhere."""
+    conf = doctor_settings()
+    database = snapshot.alias
     positions = schema_positions(snapshot)
     findings = classify(snapshot, positions)
     forbidden_by_data(snapshot, findings)
+    findings += blocked_pending(snapshot, findings)
     findings += untracked_columns(snapshot)
     findings += untracked_uniques(snapshot)
     changed = model_changes(snapshot) if models else []
     findings += changed
-    findings += schema_drift(snapshot, skip_apps={f.app for f in changed if f.app})
+    skip = {f.app for f in changed if f.app} | set(changed_apps)
+    findings += schema_drift(snapshot, skip_apps=skip)
     findings = user_model_switched(snapshot, findings)  # in place of what the switch causes
     if import_watch is not None:
         findings += import_watch.result()

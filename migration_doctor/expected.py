@@ -10,9 +10,7 @@ named constraints Django's schema editor would create for a model on this connec
 from __future__ import annotations
 
 import copy
-import gc
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +27,9 @@ from django.db.migrations.state import ModelState, ProjectState
 from django.db.migrations.utils import resolve_relation
 from django.db.models import CASCADE, CheckConstraint, ForeignKey, Index, Model, UniqueConstraint
 
-Key = tuple[str, str]
+from .gcpause import no_cycle_collection
+from .keys import Key
+
 ModelKey = tuple[str, str]
 # ("table", table) | ("column", table, column) | ("constraint", table, name)
 # | ("unique", table, *sorted columns) | ("index", table, *columns in order)
@@ -40,26 +40,6 @@ _DJANGO_CREATE_SQL = (Index.create_sql, UniqueConstraint.create_sql, CheckConstr
 # Operations whose database_forwards does nothing: the state moves, the schema does not.
 _STATE_ONLY = (ops.AlterModelOptions, ops.AlterModelManagers)
 _OPAQUE = (ops.RunSQL, ops.RunPython)
-
-
-@contextmanager
-def no_cycle_collection() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector around bulk, allocation-only work.
-
-    Loading thousands of migration modules and walking the plan allocate hundreds of
-    thousands of objects that all stay alive; meanwhile the collector's full collections
-    re-scan the whole heap for nothing (a quarter of the doctor's CPU time on 3,000
-    migrations). Reference counting still frees what can be freed, and the collector
-    resumes afterwards as it was: the survivors are then looked at once, by the next
-    young collection, instead of again and again.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def collapse(objs: list[Obj]) -> list[Obj]:

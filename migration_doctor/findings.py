@@ -70,6 +70,12 @@ _KINDS = [
         Severity.ERROR,
         "Custom user model switched on after the first migrate",
     ),
+    Kind(
+        "tenant-without-schema",
+        "migration_doctor.E014",
+        Severity.ERROR,
+        "Tenant row without its schema",
+    ),
     Kind("stale-record", "migration_doctor.W001", Severity.WARNING, "Row for a missing file"),
     Kind(
         "duplicate-record",
@@ -92,6 +98,18 @@ _KINDS = [
         Severity.WARNING,
         "Unique constraint no migration accounts for",
         ((Severity.INFO, "migration_doctor.I007"),),
+    ),
+    Kind(
+        "blocked-by-data",
+        "migration_doctor.W007",
+        Severity.WARNING,
+        "Pending migration the data forbids",
+    ),
+    Kind(
+        "schema-without-tenant",
+        "migration_doctor.W008",
+        Severity.WARNING,
+        "Migrated schema without a tenant row",
     ),
     Kind("squash-ready", "migration_doctor.I001", Severity.INFO, "Squash can be finalised"),
     Kind("unapplied", "migration_doctor.I002", Severity.INFO, "Not applied yet"),

@@ -19,6 +19,17 @@ from .findings import MANAGE, Finding, Fix, Severity
 from .snapshot import Snapshot
 
 
+def not_null_error(vendor: str, table: str, column: str) -> str:
+    """What the database says to an insert that leaves a NOT NULL column without a value."""
+    if vendor == "postgresql":
+        return (
+            f'null value in column "{column}" of relation "{table}" violates not-null constraint'
+        )
+    if vendor == "mysql":  # strict mode, MariaDB's and MySQL's default
+        return f"(1364, \"Field '{column}' doesn't have a default value\")"
+    return f"NOT NULL constraint failed: {table}.{column}"
+
+
 def untracked_columns(snapshot: Snapshot) -> list[Finding]:
     schema, expected = snapshot.schema, snapshot.expected
     key = schema.key
@@ -48,8 +59,8 @@ def untracked_columns(snapshot: Snapshot) -> list[Finding]:
             if breaks:
                 message += (
                     " It is NOT NULL without a default, and the model does not write it: "
-                    f"every insert into {app}.{model} fails (NOT NULL constraint failed: "
-                    f"{where})."
+                    f"every insert into {app}.{model} fails with: "
+                    f"{not_null_error(snapshot.vendor, table_name, column.name)}."
                 )
             elif app in opaque:
                 message += f" A RunSQL of {app} may have added it on purpose."

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .expected import Key, MigrationEffect, Obj
+from .expected import MigrationEffect, Obj
+from .keys import Key
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot

@@ -25,8 +25,9 @@ from django.db.migrations import operations as ops
 from django.db.models import NOT_PROVIDED
 
 from .drift import canonical_type
-from .expected import Key, column_of
+from .expected import column_of
 from .findings import MANAGE, Finding, Fix
+from .keys import Key
 from .snapshot import Snapshot
 
 KIND = "user-model-switched"

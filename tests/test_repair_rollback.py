@@ -8,9 +8,11 @@ as it runs: the run reports what it introduced, exits 1, and the backup restores
 
 The state: catalog.0002_tags was never applied (its tables are absent, its row too), while
 0003's columns are present and its row lost; the table order_lines and the column
-auth_user.last_login were dropped by hand. The plan re-creates them (schema steps) and
-records 0003 without running it (a row step): 0003 recorded before its dependency 0002 is
-an inconsistent history, which the diagnosis after the repair finds.
+auth_user.last_login were dropped by hand. The planner re-creates them (schema steps) and
+leaves 0003 out: recording it before its dependency 0002 would be an inconsistent history.
+The tests stand in for a planner bug (the safety net is for the bugs nobody knows yet): the
+`planner_bug` fixture adds that row step back, and the diagnosis after the repair finds the
+inconsistent history it introduces.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import connections
+from django.db import DatabaseError, connections, transaction
 
 from migration_doctor.diagnose import diagnose
 from migration_doctor.findings import Severity
 from migration_doctor.ledger import LEDGER_TABLE, read_ledger
+from migration_doctor.repair import run as repair_run
 from migration_doctor.repair import run_repair
 from migration_doctor.repair.files import WriteMerge
-from migration_doctor.repair.plan import Context
+from migration_doctor.repair.plan import Context, RecordRows
 from migration_doctor.repair.run import not_undoable
 
 from . import helpers as h
@@ -151,18 +154,49 @@ def assert_project_works(alias: str) -> None:
     assert [(line.product.name, line.quantity) for line in order.lines.all()] == [("Kyusu", 2)]
 
 
-def test_the_plan_introduces_an_inconsistent_history(fresh_db: str) -> None:
-    """The premise of this module: the planner does offer this plan, and the guard lets it
-    through (if either learns to refuse it, these tests need another state)."""
+@pytest.fixture
+def planner_bug(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A planner that records catalog.0003 although its dependency 0002 is not applied."""
+    real = repair_run.build_plan
+
+    def buggy(*args: Any, **kwargs: Any) -> Any:
+        plan = real(*args, **kwargs)
+        if any(f.migration == "0003_product_sku_stock" for f, _ in plan.skipped):
+            plan.steps.append(
+                RecordRows(
+                    "table-exists", "catalog", "0003_product_sku_stock", PLAN[-1], "a bug",
+                    rows=[("catalog", "0003_product_sku_stock")],
+                )
+            )  # fmt: skip
+        return plan
+
+    monkeypatch.setattr(repair_run, "build_plan", buggy)
+
+
+def test_the_planner_never_records_a_migration_before_its_dependency(fresh_db: str) -> None:
     break_database(fresh_db)
     assert warnings_of(fresh_db) == BROKEN
+    result = run_repair(fresh_db, dry_run=True)
+    assert [s.title for s in result.plan.steps] == PLAN[:-1]
+    [(finding, why)] = result.plan.skipped
+    assert (finding.kind, finding.migration) == ("table-exists", "0003_product_sku_stock")
+    assert why == (
+        "recording catalog.0003_product_sku_stock before its dependency catalog.0002_tags, "
+        "which is not applied, would be an inconsistent history: apply catalog.0002_tags "
+        "first (python manage.py migrate catalog 0002_tags), then repair again"
+    )
+
+
+def test_the_guard_lets_the_buggy_plan_through(fresh_db: str, planner_bug: None) -> None:
+    """The premise of the tests below: only the diagnosis after the repair catches it."""
+    break_database(fresh_db)
     result = run_repair(fresh_db, dry_run=True)
     assert [s.title for s in result.plan.steps] == PLAN
     assert result.refused == []
 
 
 def test_a_repair_that_would_introduce_a_finding_leaves_the_database_as_it_was(
-    fresh_db: str, tmp_path: Any
+    fresh_db: str, tmp_path: Any, planner_bug: None
 ) -> None:
     connection = connections[fresh_db]
     if not connection.features.can_rollback_ddl:
@@ -199,7 +233,7 @@ def test_a_repair_that_would_introduce_a_finding_leaves_the_database_as_it_was(
         assert foreign_keys_on(fresh_db)
 
 
-def test_run_repair_says_what_was_rolled_back(fresh_db: str) -> None:
+def test_run_repair_says_what_was_rolled_back(fresh_db: str, planner_bug: None) -> None:
     connection = connections[fresh_db]
     if not connection.features.can_rollback_ddl:
         pytest.skip("DDL commits implicitly on MySQL/MariaDB")
@@ -216,7 +250,7 @@ def test_run_repair_says_what_was_rolled_back(fresh_db: str) -> None:
 
 
 def test_on_mysql_the_repair_is_reported_and_the_backup_restores_the_rows(
-    fresh_db: str, tmp_path: Any
+    fresh_db: str, tmp_path: Any, planner_bug: None
 ) -> None:
     connection = connections[fresh_db]
     if connection.features.can_rollback_ddl:
@@ -263,3 +297,16 @@ def test_a_step_that_writes_files_is_never_rolled_back(fresh_db: str) -> None:
     assert not_undoable(ctx, []) == (
         "" if connections[fresh_db].features.can_rollback_ddl else why
     )
+
+
+def test_a_failing_evidence_query_inside_the_repair_keeps_its_transaction(fresh_db: str) -> None:
+    """The diagnosis after a repair runs inside the repair's transaction; an evidence query
+    that fails there (an unreadable table: no evidence either way) must not abort it, which
+    PostgreSQL would do to every later statement."""
+    h.migrate(fresh_db)
+    report = diagnose(fresh_db)
+    assert report.snapshot is not None
+    with transaction.atomic(using=fresh_db):
+        with pytest.raises(DatabaseError):
+            report.snapshot.read("SELECT * FROM no_such_table_here")
+        assert report.snapshot.read("SELECT COUNT(*) FROM django_migrations")[0][0] > 0

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from ..diagnose import Report
 from ..errors import DoctorError
 from ..findings import Finding, Severity
+from ..keys import Key
 from ..snapshot.graph import GraphSnapshot
 from .safe import shown
-
-Key = tuple[str, str]
 
 # Where a node comes from: in Django's graph, or only in what the findings are about.
 GRAPH = "graph"  # a node of the loader's graph

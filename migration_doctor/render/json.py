@@ -19,9 +19,12 @@ def render_json(report: Report) -> str:
     return render_document(report.as_dict())
 
 
-def render_json_targets(reports: list[Report], errors: dict[str, str], fail_on: str) -> str:
-    """Several databases in one object: each target's report, the ones that could not be
-    diagnosed, and the totals (a consumer never has to tell an array from an object)."""
+def render_json_targets(
+    reports: list[Report], errors: dict[str, str], fail_on: str, **extra: Any
+) -> str:
+    """Several databases (or a tenant fleet's schemas) in one object: each target's report,
+    the ones that could not be diagnosed, and the totals (a consumer never has to tell an
+    array from an object). A schema names its target in `failed`; `extra` adds to summary."""
     targets: list[dict[str, object]] = [r.as_dict() for r in reports]
     targets += [{"version": 1, "database": alias, "error": why} for alias, why in errors.items()]
     document = {
@@ -29,11 +32,12 @@ def render_json_targets(reports: list[Report], errors: dict[str, str], fail_on: 
         "targets": targets,
         "summary": {
             "targets": len(targets),
-            "failed": [r.database for r in reports if r.fails(fail_on)],
+            "failed": [r.schema or r.database for r in reports if r.fails(fail_on)],
             "unreachable": sorted(errors),
             "errors": sum(len(r.errors) for r in reports),
             "warnings": sum(len(r.warnings) for r in reports),
             "infos": sum(len(r.infos) for r in reports),
+            **extra,
         },
     }
     return render_document(document)

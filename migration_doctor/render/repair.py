@@ -4,8 +4,8 @@ Titles, reasons and SQL name rows, tables and files: each is shown() (see render
 
 from __future__ import annotations
 
-from ..repair.plan import Step
 from ..repair.run import RepairResult
+from ..repair.steps import Step
 from .json import render_document
 from .safe import shown, sql_lines
 

@@ -65,6 +65,9 @@ WHAT = {
     "schema-drift": "A column's type, nullability or foreign key differs from what the models "
     "say, or an index is invalid.",
     "untracked-column": "A column in a model's table that no migration accounts for.",
+    "blocked-by-data": "A pending migration adds a unique constraint that the rows already "
+    "in the database forbid (repeated values, or one default for every row): the next "
+    "migrate stops on it.",
     "untracked-constraint": "A unique constraint in a model's table that no migration "
     "accounts for: it rejects inserts the models allow.",
     "user-model-switched": "AUTH_USER_MODEL was switched to a custom model after the first "

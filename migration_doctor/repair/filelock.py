@@ -1,7 +1,7 @@
 """The one place that locks a file: `fcntl.flock` on POSIX, `msvcrt.locking` on Windows.
 
-Imported only when a repair locks an SQLite database, so a diagnosis never imports anything
-POSIX-only.
+Each is imported only when a repair locks an SQLite database, so nothing else ever imports
+anything POSIX-only.
 """
 
 from __future__ import annotations

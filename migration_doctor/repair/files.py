@@ -14,10 +14,10 @@ from django.core.management import call_command
 from django.db.migrations import operations as ops
 
 from ..classify import foreign_source, owner_words
-from ..expected import Key
-from ..findings import Finding
+from ..findings import MANAGE, Finding
+from ..keys import Key
 from ..snapshot import Snapshot
-from .plan import MANAGE, Context, RecordRows, Step
+from .steps import Context, RecordRows, Step
 
 
 def _touched(snapshot: Snapshot, branch: list[Key]) -> set[tuple[str, str, str]]:

@@ -14,6 +14,7 @@ from typing import IO
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ..snapshot import DoctorError
+from .filelock import try_lock
 
 LOCK_NAME = "migration_doctor.repair"
 # pg_advisory_lock takes a bigint: a stable number derived from the name.
@@ -83,8 +84,6 @@ def repair_lock(connection: BaseDatabaseWrapper, timeout: float = 0.0) -> Iterat
                 cursor.execute("SELECT RELEASE_LOCK(%s)", [name])
     elif vendor == "sqlite":
         path = Path(sqlite_path(str(connection.settings_dict["NAME"])) + ".migration_doctor.lock")
-        from .filelock import try_lock
-
         handle: IO[str] = path.open("a")
         try:
             while not try_lock(handle):

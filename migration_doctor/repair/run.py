@@ -15,7 +15,6 @@ from typing import Any
 
 from django.db import DatabaseError, transaction
 from django.db.migrations.recorder import MigrationRecorder
-from django.utils import timezone
 
 from ..diagnose import Report, diagnose
 from ..findings import Finding, Severity
@@ -25,10 +24,8 @@ from ..snapshot.rows import RecordedRow
 from .backup import mirror_ledger, stored_row, write_backup
 from .guard import check_plan
 from .lock import lock_in_transaction, repair_lock
-from .plan import Context, Plan, RecordRows, RunOperations, Step, build_plan
-
-# Rows per INSERT when many migrations are recorded at once.
-ROW_BATCH = 500
+from .plan import Plan, build_plan
+from .steps import Context, RecordRows, RunOperations, Step
 
 # confirm(step) answers "yes", "no", "all" (this and every later step) or "quit".
 Confirm = Callable[[Step], str]
@@ -200,23 +197,6 @@ def _step_done(
         on_step(step, "done")
 
 
-def _record_together(ctx: Context, steps: list[RecordRows]) -> None:
-    """Several RecordRows steps as one: the rows already there read once, the missing ones
-    inserted in batches (a wiped history is thousands of rows; one INSERT each cost more
-    than its diagnosis). Compared in Python: MySQL's collation would call `0001_INITIAL` a
-    match."""
-    migration = MigrationRecorder.Migration
-    manager = migration.objects.using(ctx.connection.alias)
-    wanted = list(dict.fromkeys(key for step in steps for key in step.rows))
-    apps = {app for app, _ in wanted}
-    there = set(manager.filter(app__in=apps).values_list("app", "name"))
-    now = timezone.now()
-    manager.bulk_create(
-        [migration(app=a, name=n, applied=now) for a, n in wanted if (a, n) not in there],
-        batch_size=ROW_BATCH,
-    )
-
-
 def _apply_rows(ctx: Context, rows: list[Step]) -> None:
     """The row steps in their order, consecutive RecordRows steps together; checkpoint
     `in-rows-N` after each (all still inside the row transaction)."""
@@ -226,7 +206,7 @@ def _apply_rows(ctx: Context, rows: list[Step]) -> None:
         while j < len(rows) and isinstance(rows[j], RecordRows):
             j += 1
         if j > i + 1:
-            _record_together(ctx, rows[i:j])  # type: ignore[arg-type]
+            RecordRows.apply_together(ctx, rows[i:j])  # type: ignore[arg-type]
         else:
             j = i + 1
             rows[i].apply(ctx)

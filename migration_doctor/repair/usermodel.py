@@ -23,11 +23,12 @@ from django.apps import apps
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.text import camel_case_to_spaces
 
-from ..classify import sql_literal
-from ..expected import Key, Obj, collapse, describe
+from ..expected import Obj, collapse, describe
+from ..findings import MANAGE
+from ..keys import Key
+from ..recorder_sql import sql_literal
 from ..usermodel import KIND
-from .plan import (
-    MANAGE,
+from .steps import (
     Context,
     PlanInput,
     RecordRows,
@@ -35,7 +36,6 @@ from .plan import (
     Step,
     add_missing,
     data_in,
-    planner,
 )
 
 ACTIONS = ("add", "change", "delete", "view")  # Django's default permissions
@@ -339,8 +339,7 @@ def _present_after(
     return bool(schema.has_object((obj[0], before, *obj[2:])))
 
 
-@planner(KIND)
-def _plan_user_model_switched(p: PlanInput) -> tuple[list[Step], str]:
+def plan_user_model_switched(p: PlanInput) -> tuple[list[Step], str]:
     ev = p.finding.evidence
     if ev["repair"] == "refused":
         return [], (

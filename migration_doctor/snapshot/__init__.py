@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,7 +60,13 @@ class Snapshot:
         """A read-only query for a finding's evidence, after the snapshot was taken (one per
         finding, none on a healthy database): counted with the snapshot's statements."""
         self.queries.append(sql)
-        with self.connection.cursor() as cursor:
+        connection = self.connection
+        # Inside a repair's transaction (the diagnosis after it), a failing evidence query
+        # would abort the whole transaction on PostgreSQL: a savepoint keeps it usable.
+        guard = (
+            transaction.atomic(using=self.alias) if connection.in_atomic_block else nullcontext()
+        )
+        with guard, connection.cursor() as cursor:
             cursor.execute(sql, params)
             return list(cursor.fetchall())
 

@@ -21,9 +21,8 @@ from django.db.migrations.graph import DummyNode, MigrationGraph
 from django.db.migrations.loader import MIGRATIONS_MODULE_NAME, MigrationLoader
 from django.db.migrations.migration import Migration
 
-from ..expected import no_cycle_collection
-
-Key = tuple[str, str]
+from ..gcpause import no_cycle_collection
+from ..keys import Key
 
 
 @dataclass

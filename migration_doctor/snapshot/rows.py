@@ -93,15 +93,46 @@ def read_rows(connection: BaseDatabaseWrapper, table_exists: bool) -> list[Recor
     with connection.cursor() as cursor:
         cursor.execute(sql)
         raw = cursor.fetchall()
-    return [
-        RecordedRow(
-            int(id_),
-            _text(app),
-            _text(name),
-            parse_applied(applied, connection),
-            stored_app=app,
-            stored_name=name,
-            stored_applied=applied,
-        )
-        for id_, app, name, applied in raw
-    ]
+    return [_row(connection, *values) for values in raw]
+
+
+def _row(
+    connection: BaseDatabaseWrapper, id_: Any, app: Stored, name: Stored, applied: Stored
+) -> RecordedRow:
+    return RecordedRow(
+        int(id_),
+        _text(app),
+        _text(name),
+        parse_applied(applied, connection),
+        stored_app=app,
+        stored_name=name,
+        stored_applied=applied,
+    )
+
+
+def pg_schema_name(name: str) -> str:
+    """A PostgreSQL schema name as an identifier, embedded quotes doubled (Django's
+    quote_name does not double them: a schema name comes from the catalog, anything goes)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def read_rows_of_schemas(
+    connection: BaseDatabaseWrapper, schemas: list[str]
+) -> dict[str, list[RecordedRow]]:
+    """PostgreSQL: the rows of django_migrations in each of `schemas` (all of which have
+    the table), in one UNION ALL statement whatever their number."""
+    if not schemas:
+        return {}
+    qn = connection.ops.quote_name
+    table = qn(recorder_table())
+    columns = ", ".join([qn("id"), qn("app"), qn("name"), applied_sql(connection)])
+    sql = " UNION ALL ".join(
+        f"SELECT %s::text, {columns} FROM {pg_schema_name(schema)}.{table}" for schema in schemas
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM ({sql}) AS rows ORDER BY 1, 2", schemas)
+        raw = cursor.fetchall()
+    rows: dict[str, list[RecordedRow]] = {schema: [] for schema in schemas}
+    for schema, *values in raw:
+        rows[schema].append(_row(connection, *values))
+    return rows

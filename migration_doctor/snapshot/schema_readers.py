@@ -426,19 +426,22 @@ def read_sqlite(connection: BaseDatabaseWrapper) -> LiveSchema:
 # --------------------------------------------------------------------------------------
 
 # Relations the connection resolves by bare name: visible on the search path, not in the
-# system schemas, not temporary, not a child partition.
+# system schemas, not temporary, not a child partition. {where} is that last condition, or
+# (read_postgresql_schemas) membership of the schemas asked for.
 _PG_RELATION_FILTER = """
     t.relkind = ANY(%s::"char"[])
     AND NOT t.relispartition
     AND t.relpersistence <> 't'
     AND n.nspname <> ALL(%s::text[])
-    AND pg_catalog.pg_table_is_visible(t.oid)
+    AND {where}
 """
+_PG_VISIBLE = "pg_catalog.pg_table_is_visible(t.oid)"
+_PG_IN_SCHEMAS = "n.nspname = ANY(%s::text[])"
 _PG_KINDS = ["r", "p", "v", "m", "f"]
 _PG_SYSTEM_SCHEMAS = ["pg_catalog", "information_schema", "pg_toast"]
 
 _PG_COLUMNS = f"""
-SELECT t.relname::text, t.relkind::text, a.attname::text,
+SELECT n.nspname::text, t.relname::text, t.relkind::text, a.attname::text,
        pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
        a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> ''
 FROM pg_catalog.pg_class AS t
@@ -446,14 +449,15 @@ JOIN pg_catalog.pg_namespace AS n ON n.oid = t.relnamespace
 LEFT JOIN pg_catalog.pg_attribute AS a
     ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
 WHERE {_PG_RELATION_FILTER}
-ORDER BY t.relname, a.attnum
+ORDER BY n.nspname, t.relname, a.attnum
 """
 
 # Key columns only (INCLUDE columns are not part of the key); attnum 0 is an expression.
 # Plain: a btree without predicate whose operator classes are the default ones (not the
 # `varchar_pattern_ops` of the `_like` index Django adds beside a varchar db_index).
 _PG_INDEXES = f"""
-SELECT t.relname::text, i.relname::text, x.indisunique, x.indisprimary, x.indisvalid,
+SELECT n.nspname::text, t.relname::text, i.relname::text, x.indisunique, x.indisprimary,
+       x.indisvalid,
        x.indpred IS NULL AND am.amname = 'btree' AND NOT EXISTS (
            SELECT 1
            FROM unnest(x.indclass::oid[]) AS k(opclass)
@@ -474,13 +478,13 @@ JOIN pg_catalog.pg_am AS am ON am.oid = i.relam
 JOIN pg_catalog.pg_class AS t ON t.oid = x.indrelid
 JOIN pg_catalog.pg_namespace AS n ON n.oid = t.relnamespace
 WHERE {_PG_RELATION_FILTER}
-ORDER BY t.relname, i.relname
+ORDER BY n.nspname, t.relname, i.relname
 """
 
 # conparentid <> 0 rows are the per-partition clones PostgreSQL adds for a foreign key
 # that references a partitioned table: the parent row already describes it.
 _PG_CONSTRAINTS = f"""
-SELECT t.relname::text, c.conname::text, c.contype::text, f.relname::text,
+SELECT n.nspname::text, t.relname::text, c.conname::text, c.contype::text, f.relname::text,
        ARRAY(
            SELECT a.attname::text
            FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
@@ -500,22 +504,38 @@ JOIN pg_catalog.pg_class AS t ON t.oid = c.conrelid
 JOIN pg_catalog.pg_namespace AS n ON n.oid = t.relnamespace
 LEFT JOIN pg_catalog.pg_class AS f ON f.oid = c.confrelid
 WHERE c.contype = ANY(%s::"char"[]) AND c.conparentid = 0 AND {_PG_RELATION_FILTER}
-ORDER BY t.relname, c.conname
+ORDER BY n.nspname, t.relname, c.conname
 """
 
 
-def read_postgresql(connection: BaseDatabaseWrapper) -> LiveSchema:
-    """PostgreSQL: pg_catalog, restricted to what the search path makes visible."""
-    schema = LiveSchema(
+def _pg_schema(connection: BaseDatabaseWrapper) -> LiveSchema:
+    return LiveSchema(
         vendor=connection.vendor,
         case_insensitive=False,
         max_identifier_bytes=connection.ops.max_name_length(),
     )
-    tables = schema.tables
-    relation = [_PG_KINDS, _PG_SYSTEM_SCHEMAS]
+
+
+def _read_pg(
+    connection: BaseDatabaseWrapper, where: str, params: Sequence[Any], one: bool
+) -> dict[str, LiveSchema]:
+    """The three catalog queries under one filter: a LiveSchema per PostgreSQL schema, or
+    (`one`) everything in one LiveSchema under the key ''."""
+    found: dict[str, LiveSchema] = {}
+
+    def tables_of(nspname: str) -> dict[str, Table]:
+        key = "" if one else nspname
+        if key not in found:
+            found[key] = _pg_schema(connection)
+        return found[key].tables
+
+    relation = [_PG_KINDS, _PG_SYSTEM_SCHEMAS, *params]
     with connection.cursor() as cursor:
         q = _Queries(cursor)
-        for name, kind, column, type_, notnull, default in q.fetch(_PG_COLUMNS, relation):
+        for nsp, name, kind, column, type_, notnull, default in q.fetch(
+            _PG_COLUMNS.format(where=where), relation
+        ):
+            tables = tables_of(nsp)
             table = tables.get(name)
             if table is None:
                 table = tables[name] = Table(name, kind="view" if kind in ("v", "m") else "table")
@@ -524,7 +544,10 @@ def read_postgresql(connection: BaseDatabaseWrapper) -> LiveSchema:
                     column, type_.lower(), null=not notnull, default=bool(default)
                 )
 
-        for name, index, unique, primary, valid, plain, columns in q.fetch(_PG_INDEXES, relation):
+        for nsp, name, index, unique, primary, valid, plain, columns in q.fetch(
+            _PG_INDEXES.format(where=where), relation
+        ):
+            tables = tables_of(nsp)
             if name in tables:
                 tables[name].indexes[index] = Index(
                     index,
@@ -535,10 +558,10 @@ def read_postgresql(connection: BaseDatabaseWrapper) -> LiveSchema:
                     bool(plain),
                 )
 
-        for name, conname, contype, ref_table, cols, ref_cols in q.fetch(
-            _PG_CONSTRAINTS, [["f", "c"], *relation]
+        for nsp, name, conname, contype, ref_table, cols, ref_cols in q.fetch(
+            _PG_CONSTRAINTS.format(where=where), [["f", "c"], *relation]
         ):
-            table = tables.get(name)
+            table = tables_of(nsp).get(name)
             if table is None:
                 continue
             if contype == "c":
@@ -546,8 +569,32 @@ def read_postgresql(connection: BaseDatabaseWrapper) -> LiveSchema:
             else:
                 fk = ForeignKey(conname, tuple(cols or ()), ref_table, tuple(ref_cols or ()))
                 table.foreign_keys.append(fk)
+    for schema in found.values():
         schema.queries = q.count
+    return found
+
+
+def read_postgresql(connection: BaseDatabaseWrapper) -> LiveSchema:
+    """PostgreSQL: pg_catalog, restricted to what the search path makes visible."""
+    schema = _read_pg(connection, _PG_VISIBLE, (), one=True).get("")
+    if schema is None:
+        schema = _pg_schema(connection)
+        schema.queries = 3
     return schema
+
+
+def read_postgresql_schemas(
+    connection: BaseDatabaseWrapper, schemas: Sequence[str]
+) -> dict[str, LiveSchema]:
+    """PostgreSQL: the named schemas (a schema-per-tenant fleet) in the same three catalog
+    queries, whatever their number; one LiveSchema per name, tables unqualified as each
+    schema's own search path would show them. Each LiveSchema counts the three queries."""
+    found = _read_pg(connection, _PG_IN_SCHEMAS, [list(schemas)], one=False)
+    result = {}
+    for name in schemas:
+        result[name] = found.get(name) or _pg_schema(connection)
+        result[name].queries = 3
+    return result
 
 
 # --------------------------------------------------------------------------------------

@@ -19,16 +19,19 @@ from django.db import DEFAULT_DB_ALIAS
 
 from migration_doctor.baseline import write_baseline
 from migration_doctor.command import DoctorCommand, add_database, add_fail_on, base_dir
-from migration_doctor.compare import compare, render_comparison
+from migration_doctor.compare import compare
 from migration_doctor.diagnose import Report, diagnose, migrated_aliases
 from migration_doctor.errors import DoctorError
+from migration_doctor.render.compare import render_comparison
 from migration_doctor.render.github import render_github
 from migration_doctor.render.html import render_html
 from migration_doctor.render.json import render_document, render_json, render_json_targets
 from migration_doctor.render.safe import shown
 from migration_doctor.render.sarif import render_sarif, render_sarif_targets
+from migration_doctor.render.tenants import render_fleet_text
 from migration_doctor.render.text import render_text
 from migration_doctor.snapshot import get_connection
+from migration_doctor.tenants import detect, diagnose_schemas, fleet_queries
 from migration_doctor.traps.child import DEFAULT_TIMEOUT, ImportWatch
 
 FORMATS = ("text", "json", "github", "html", "sarif")
@@ -38,6 +41,8 @@ MODE_FORMATS = {
     "all_databases": ("text", "json", "github", "sarif"),
     "compare": ("text", "json"),
     "write_baseline": ("text",),
+    "all_schemas": ("text", "json"),
+    "schema": ("text", "json"),
 }
 DIAGNOSIS_ONLY = {"deploy": False, "baseline": None, "import_timeout": DEFAULT_TIMEOUT}
 
@@ -113,7 +118,8 @@ class Command(DoctorCommand):
             "--deploy",
             action="store_true",
             help="Pre-deploy gate: list what migrate will apply and fail when applying would "
-            "fail (also on stale rows and model changes without a migration).",
+            "fail (also on stale rows, model changes without a migration, and data that a "
+            "pending migration's unique constraint forbids).",
         )
         parser.add_argument(
             "--skip-import-watch",
@@ -154,6 +160,19 @@ class Command(DoctorCommand):
             help="Write the current findings to a baseline file (default: "
             "<BASE_DIR>/migration_doctor_baseline.json) and exit 0.",
         )
+        modes.add_argument(
+            "--all-schemas",
+            action="store_true",
+            help="Diagnose the public schema and every tenant schema, each against the apps "
+            "that belong there. Needs a schema-per-tenant PostgreSQL setup (django-tenants).",
+        )
+        modes.add_argument(
+            "--schema",
+            action="append",
+            metavar="NAME",
+            help="Diagnose this PostgreSQL schema of a schema-per-tenant setup (django-tenants); "
+            "repeat for several.",
+        )
         add_legacy_arguments(parser, modes)
 
     def run(self, options: dict[str, Any]) -> int:
@@ -167,6 +186,8 @@ class Command(DoctorCommand):
             return self.compare(options)
         if mode == "write_baseline":
             return self.write_baseline(options)
+        if mode in ("all_schemas", "schema"):
+            return self.schemas(options)
         report = self.diagnose(options["database"], options, watch=options["import_watch"])
         self.render(report, options)
         return 1 if report.fails(options["fail_on"]) else 0
@@ -195,6 +216,8 @@ class Command(DoctorCommand):
         database = options.get("database", DEFAULT_DB_ALIAS)
         if mode == "all_databases" and database != DEFAULT_DB_ALIAS:
             raise DoctorError("--all-databases and --database cannot be combined.")
+        if mode in ("all_schemas", "schema") and database != DEFAULT_DB_ALIAS:
+            raise DoctorError(f"{_flag(mode)} reads TENANT_DB_ALIAS: --database does not apply.")
         return mode
 
     def diagnose(self, alias: str, options: dict[str, Any], watch: bool = False) -> Report:
@@ -250,6 +273,40 @@ class Command(DoctorCommand):
             targets = render_sarif_targets(reports, errors, base_dir=base_dir())
             self.stdout.write(targets, ending="")
         return worst
+
+    def schemas(self, options: dict[str, Any]) -> int:
+        """A schema-per-tenant fleet: every schema's report, grouped, in one output."""
+        setup = detect()  # one line before anything starts when this is no tenant setup
+        watch = options["import_watch"]
+        import_watch = ImportWatch(timeout=options["import_timeout"]).start() if watch else None
+        try:
+            fleet, reports = diagnose_schemas(
+                options["schema"] or [],
+                options["app_label"],
+                baseline=Path(options["baseline"]) if options["baseline"] else None,
+                deploy=options["deploy"],
+                import_watch=import_watch,
+            )
+        finally:
+            if import_watch is not None:
+                import_watch.close()
+        if options["format"] == "json":
+            text = render_json_targets(
+                reports, {}, options["fail_on"],
+                healthy=sum(not r.findings for r in reports),
+                statements=fleet_queries(fleet, reports),
+            )  # fmt: skip
+        else:
+            text = render_fleet_text(
+                reports,
+                database=setup.alias,
+                public=setup.public,
+                queries=fleet_queries(fleet, reports),
+                verbosity=options["verbosity"],
+                color=self.color(options),
+            )
+        self.stdout.write(text, ending="")
+        return 1 if any(r.fails(options["fail_on"]) for r in reports) else 0
 
     def compare(self, options: dict[str, Any]) -> int:
         other = options["compare"]

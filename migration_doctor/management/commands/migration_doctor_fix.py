@@ -32,7 +32,8 @@ from migration_doctor.render.repair import (
 from migration_doctor.render.safe import shown
 from migration_doctor.render.text import render_text
 from migration_doctor.repair import RepairResult, run_repair
-from migration_doctor.repair.plan import REPAIRABLE, Step
+from migration_doctor.repair.plan import REPAIRABLE
+from migration_doctor.repair.steps import Step
 
 ANSWERS = {"y": "yes", "a": "all", "q": "quit"}
 

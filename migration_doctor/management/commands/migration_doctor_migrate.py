@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandParser
 
 from migration_doctor.command import DoctorCommand, add_database, add_lock_timeout
+from migration_doctor.errors import DoctorError
 from migration_doctor.repair.lock import repair_lock
 from migration_doctor.snapshot import get_connection
 
@@ -32,8 +33,6 @@ class Command(DoctorCommand):
         label = options["app_label"]
         if isinstance(label, list):  # forwarded from the old `migration_doctor --migrate`
             if len(label) > 1:
-                from migration_doctor.errors import DoctorError
-
                 raise DoctorError("--migrate takes at most one app label, as migrate does.")
             label = label[0] if label else None
         with repair_lock(connection, options["lock_timeout"]) as lock:
