@@ -21,10 +21,10 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 from .diagnose import Report, check_app_labels, report_of
-from .errors import DoctorError
+from .errors import DoctorError, first_line
 from .expected import ExpectedSchema, compute
 from .findings import MANAGE, Finding, Fix
 from .snapshot import Snapshot, _read_only, count_queries, get_connection
@@ -106,8 +106,18 @@ class Fleet:
 
 def read_fleet(setup: TenantSetup, wanted: list[str]) -> Fleet:
     """Schemas, tenant rows, then the catalog and django_migrations of every schema
-    diagnosed (`wanted`, or public and every tenant when empty): six statements."""
+    diagnosed (`wanted`, or public and every tenant when empty): six statements. A read the
+    database refuses is one line."""
     connection = get_connection(setup.alias)
+    try:
+        return _read_fleet(connection, setup, wanted)
+    except DatabaseError as exc:
+        raise DoctorError(
+            f"Cannot read the tenant schemas on database {setup.alias!r}: {first_line(exc)}."
+        ) from exc
+
+
+def _read_fleet(connection: Any, setup: TenantSetup, wanted: list[str]) -> Fleet:
     queries: list[str] = []
     table = recorder_table()
     with count_queries(connection, queries), _read_only(connection):

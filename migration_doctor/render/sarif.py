@@ -79,6 +79,8 @@ WHAT = {
     "rows of it are recorded.",
     "database-missing": "The SQLite database file does not exist yet: diagnosed as a fresh "
     "database.",
+    "tenant-without-schema": "A tenant row names a PostgreSQL schema that does not exist.",
+    "schema-without-tenant": "A migrated PostgreSQL schema that no tenant row names.",
 }
 
 

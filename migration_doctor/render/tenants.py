@@ -60,7 +60,8 @@ def render_fleet_text(
         members = groups[key]
         names = [name for name, _ in members]
         first = members[0][1]
-        word = "tenant" if public not in names else "schema"
+        tenants_only = public not in names and first.kind != "schema-without-tenant"
+        word = "tenant" if tenants_only else "schema"
         line = Text(f"{_plural(len(names), word)}: ")
         line.append(f"{key[0].rsplit('.', 1)[-1]} {first.kind}", style=_STYLE[first.severity])
         if first.target:

@@ -465,6 +465,13 @@ def introduced(
     repair caused them, and it did not succeed even if everything else is clean. Rows a
     step left without a file on purpose (`made_stale`) are no surprise."""
     seen = {_identity(f) for f in before.findings}
+    # A half-applied migration the data forbids, rolled back, is pending and still forbidden
+    # by the same data: the error became that warning, as the repair said it would.
+    seen |= {
+        ("blocked-by-data", f.app, f.migration, blocked["constraint"].rsplit(" on ", 1)[-1])
+        for f in before.findings
+        for blocked in f.evidence.get("forbidden_by_data") or ()
+    }
     return [
         f
         for f in after.findings
