@@ -35,6 +35,7 @@ from migration_doctor.repair.plan import Context, RecordRows
 from migration_doctor.repair.run import not_undoable
 
 from . import helpers as h
+from .test_repair_guard import seeded
 
 PLAN = [
     "Re-create column auth_user.last_login",
@@ -73,14 +74,7 @@ def checksum(alias: str) -> str:
 def break_database(alias: str) -> list[tuple[Any, ...]]:
     """The state of the module docstring, with user rows; returns django_migrations' rows."""
     h.migrate(alias)
-    h.sql(alias, "INSERT INTO catalog_category (name, slug) VALUES ('Tea', 'tea')")
-    cat = h.sql(alias, "SELECT id FROM catalog_category")[0][0]
-    h.sql(
-        alias,
-        "INSERT INTO catalog_product (name, price, created_at, category_id, stock, "
-        "stock_keeping_unit) VALUES ('Sencha', 4.5, '2024-05-01 10:00:00', %s, 7, 'SEN-1')",
-        (cat,),
-    )
+    seeded(alias)
     from django.contrib.auth.models import User
 
     user = User.objects.using(alias).create(username="ann", last_login="2024-05-02T10:00Z")

@@ -15,7 +15,7 @@ from rich.text import Text
 from ..diagnose import Report
 from ..findings import Finding, Severity
 from .safe import shown
-from .text import _STYLE, _console, _evidence_lines, _headline, _indented, _plural
+from .text import _STYLE, _console, _headline, _indented, _plural, print_body
 
 NAMES_SHOWN = 5
 
@@ -73,13 +73,5 @@ def render_fleet_text(
             continue
         if len(names) > 1:
             console.print(_indented(Text(f"as in {shown(names[0])}:", style="dim"), 4, width))
-        console.print(_indented(Text(shown(first.message)), 4, width), soft_wrap=True)
-        if verbosity >= 1:
-            for ev in _evidence_lines(first):
-                console.print(_indented(Text(ev, style="dim"), 4, width), soft_wrap=True)
-        if first.fix.summary:
-            fix = Text("fix: " + shown(first.fix.summary), style="green")
-            console.print(_indented(fix, 4, width), soft_wrap=True)
-        for command in first.fix.commands:
-            console.print(Text(f"      $ {shown(command)}"), soft_wrap=True)
+        print_body(console, first, verbosity, width)
     return buffer.getvalue()

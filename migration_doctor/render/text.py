@@ -112,15 +112,7 @@ def print_findings(
             if finding.known:
                 line.append("  (known, in the baseline)", style="dim")
             console.print(line, soft_wrap=True)
-            console.print(_indented(Text(shown(finding.message)), 4, width), soft_wrap=True)
-            if verbosity >= 1:
-                for ev in _evidence_lines(finding):
-                    console.print(_indented(Text(ev, style="dim"), 4, width), soft_wrap=True)
-            if finding.fix.summary:
-                fix = Text("fix: " + shown(finding.fix.summary), style="green")
-                console.print(_indented(fix, 4, width), soft_wrap=True)
-            for command in finding.fix.commands:
-                console.print(Text(f"      $ {shown(command)}"), soft_wrap=True)
+            print_body(console, finding, verbosity, width)
     if hidden:
         by_app: dict[str, int] = defaultdict(int)
         for f in hidden:
@@ -153,6 +145,19 @@ def render_findings(
     else:
         console.print(_indented(Text(shown(empty)), 0, width), soft_wrap=True)
     return buffer.getvalue()
+
+
+def print_body(console: Console, finding: Finding, verbosity: int, width: int) -> None:
+    """A finding's message, evidence (verbosity >= 1), fix and commands, indented."""
+    console.print(_indented(Text(shown(finding.message)), 4, width), soft_wrap=True)
+    if verbosity >= 1:
+        for ev in _evidence_lines(finding):
+            console.print(_indented(Text(ev, style="dim"), 4, width), soft_wrap=True)
+    if finding.fix.summary:
+        fix = Text("fix: " + shown(finding.fix.summary), style="green")
+        console.print(_indented(fix, 4, width), soft_wrap=True)
+    for command in finding.fix.commands:
+        console.print(Text(f"      $ {shown(command)}"), soft_wrap=True)
 
 
 def render_text(
