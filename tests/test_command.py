@@ -226,13 +226,13 @@ def test_compare_two_databases(fresh_db, django_db_blocker, tmp_path):
 
 
 class OnlyOn:
-    """A router that allows migrations on one alias only."""
+    """A router that allows migrations on these aliases only."""
 
-    def __init__(self, alias: str) -> None:
-        self.alias = alias
+    def __init__(self, *aliases: str) -> None:
+        self.aliases = aliases
 
     def allow_migrate(self, db, app_label, **hints):
-        return db == self.alias
+        return db in self.aliases
 
 
 def test_all_databases_reports_each_migrated_alias(fresh_db, settings):
@@ -312,3 +312,48 @@ def test_the_old_spelling_works_with_a_deprecation_warning(fresh_db, old, new):
         f"migration_doctor 0.3.0: use `manage.py {new[0]}`."
     )
     assert h.recorded(fresh_db) == before  # a dry run, a listing, a graph: nothing changed
+
+
+def test_all_databases_diagnoses_every_alias_at_once(fresh_db, tmp_path, monkeypatch):
+    """Each alias on its own connection in its own thread: two diagnoses meet at a barrier
+    that a one-after-the-other run would never reach (it raises after 20 s). The output is
+    in alias order."""
+    import threading
+
+    from django.db import router
+
+    from migration_doctor.management.commands import migration_doctor as command
+
+    from .conftest import _server_config, add_alias, remove_alias, scratch_database
+
+    h.migrate(fresh_db)
+    h.unrecord(fresh_db, "catalog", "0003_product_sku_stock")
+    other = f"{fresh_db}_other"
+    barrier = threading.Barrier(2, timeout=20)
+    threads: dict[str, str] = {}
+    real = command.diagnose
+
+    def meeting(alias, *args, **kwargs):
+        threads[alias] = threading.current_thread().name
+        barrier.wait()
+        return real(alias, *args, **kwargs)
+
+    with scratch_database(tmp_path) as name:
+        add_alias(other, _server_config(name))
+        routers = router.routers
+        router.routers = [OnlyOn(fresh_db, other)]
+        monkeypatch.setattr(command, "diagnose", meeting)
+        try:
+            h.migrate(other)
+            out = io.StringIO()
+            with pytest.raises(SystemExit) as exited:
+                call_command("migration_doctor", "--all-databases", "--format", "json", stdout=out)
+        finally:
+            router.routers = routers
+            remove_alias(other)
+    assert exited.value.code == 1
+    data = json.loads(out.getvalue())
+    assert [t["database"] for t in data["targets"]] == [fresh_db, other]
+    assert [t["summary"]["errors"] for t in data["targets"]] == [1, 0]
+    assert threads[fresh_db] != threads[other]
+    assert threading.main_thread().name not in threads.values()

@@ -20,7 +20,7 @@ from django.db import DEFAULT_DB_ALIAS
 from migration_doctor.baseline import write_baseline
 from migration_doctor.command import DoctorCommand, add_database, add_fail_on, base_dir
 from migration_doctor.compare import compare
-from migration_doctor.diagnose import Report, diagnose, migrated_aliases
+from migration_doctor.diagnose import Report, diagnose, diagnose_each, migrated_aliases
 from migration_doctor.errors import DoctorError
 from migration_doctor.render.compare import render_comparison
 from migration_doctor.render.github import render_github
@@ -254,12 +254,12 @@ class Command(DoctorCommand):
         worst = 0
         reports: list[Report] = []
         errors: dict[str, str] = {}
-        for alias in migrated_aliases():
-            try:
-                report = self.diagnose(alias, options)
-            except DoctorError as exc:
-                self.stderr.write(str(exc))
-                errors[alias] = str(exc)
+        for alias, report in diagnose_each(
+            migrated_aliases(), lambda alias: self.diagnose(alias, options)
+        ):
+            if isinstance(report, DoctorError):
+                self.stderr.write(str(report))
+                errors[alias] = str(report)
                 worst = 2
                 continue
             reports.append(report)
