@@ -357,6 +357,7 @@ class Migration(migrations.Migration):
 """
 
 SHOW = "python manage.py migration_doctor"
+FIX = "python manage.py migration_doctor_fix"
 
 
 def project(name: str, migrated: bool = True) -> Run:
@@ -529,7 +530,7 @@ def scenario_E001() -> None:
     )
     run.sh(f"{SHOW} catalog", status=1, want=["E001 table-exists"])
     run.save("E001")
-    run.sh(f"{SHOW} catalog --fix --dry-run", want=["[table-exists]"])
+    run.sh(f"{FIX} catalog --dry-run", want=["[table-exists]"])
     run.save("E001-fix")
     django_says(run, "python manage.py migrate catalog", "E001-django", want=["already exists"])
 
@@ -566,7 +567,7 @@ def scenario_E002() -> None:
     run.sql('ALTER TABLE "catalog_product" DROP COLUMN "stock"')
     run.sh(f"{SHOW} catalog", status=1, want=["E002 partially-applied"])
     run.save("E002")
-    run.sh(f"{SHOW} catalog --fix --dry-run", want=["[partially-applied]"])
+    run.sh(f"{FIX} catalog --dry-run", want=["[partially-applied]"])
     run.save("E002-fix")
     django_says(run, "python manage.py migrate catalog", "E002-django", status=None)
 
@@ -580,7 +581,7 @@ def scenario_E003() -> None:
     )
     run.sh(f"{SHOW} admin", status=1, want=["E003 inconsistent-history"])
     run.save("E003")
-    run.sh(f"{SHOW} admin --fix --dry-run", want=["[inconsistent-history]"])
+    run.sh(f"{FIX} admin --dry-run", want=["[inconsistent-history]"])
     run.save("E003-fix")
     django_says(run, "python manage.py migrate", "E003-django", want=["InconsistentMigration"])
 
@@ -591,7 +592,7 @@ def scenario_E004() -> None:
     run.sql('DROP TABLE "catalog_product_tags"')
     run.sh(f"{SHOW} catalog", status=1, want=["E004 missing-schema"])
     run.save("E004")
-    run.sh(f"{SHOW} catalog --fix --dry-run", want=["[missing-schema]"])
+    run.sh(f"{FIX} catalog --dry-run", want=["[missing-schema]"])
     run.save("E004-fix")
     django_says(
         run,
@@ -640,7 +641,7 @@ def scenario_E005() -> None:
     )
     run.sh(f"{SHOW} catalog", status=1, want=["E005 multiple-leaves"])
     run.save("E005")
-    run.sh(f"{SHOW} catalog --fix --dry-run", want=["[multiple-leaves]"])
+    run.sh(f"{FIX} catalog --dry-run", want=["[multiple-leaves]"])
     run.save("E005-fix")
     django_says(run, "python manage.py migrate", "E005-django", want=["Conflicting migrations"])
 
@@ -657,7 +658,7 @@ def scenario_E006() -> None:
     )
     run.sh(f"{SHOW} catalog", status=1, want=["E006 squash-partial"])
     run.save("E006")
-    run.sh(f"{SHOW} catalog --fix --dry-run", want=["[squash-partial]"])
+    run.sh(f"{FIX} catalog --dry-run", want=["[squash-partial]"])
     run.save("E006-fix")
     django_says(run, "python manage.py migrate", "E006-django", want=["NodeNotFoundError"])
 
@@ -724,7 +725,7 @@ def scenario_E012() -> None:
     )
     run.sh(f"{SHOW} catalog", status=1, want=["E012 renamed-migration"])
     run.save("E012")
-    run.sh(f"{SHOW} catalog --fix --dry-run", want=["[renamed-migration]"])
+    run.sh(f"{FIX} catalog --dry-run", want=["[renamed-migration]"])
     run.save("E012-fix")
     django_says(run, "python manage.py migrate", "E012-django", want=["duplicate column"])
 
@@ -890,7 +891,7 @@ def scenario_W004() -> None:
     )
     run.sh(f"{SHOW} orders", status=0, want=["W004 duplicate-record"])
     run.save("W004")
-    run.sh(f"{SHOW} orders --fix --dry-run", want=["[duplicate-record]"])
+    run.sh(f"{FIX} orders --dry-run", want=["[duplicate-record]"])
     run.save("W004-fix")
 
 
@@ -901,13 +902,13 @@ def scenario_I001() -> None:
     run.sh("python manage.py migrate --verbosity 0", echo_status=False)
     run.sh(f"{SHOW} catalog", status=0, want=["I001 squash-ready"])
     run.save("I001")
-    run.sh(f"{SHOW} catalog --fix --dry-run --only squash-ready", want=["[squash-ready]"])
+    run.sh(f"{FIX} catalog --dry-run --only squash-ready", want=["[squash-ready]"])
     run.edit(
         "orders/migrations/0001_initial.py",
         "('catalog', '0001_initial')",
         f"('catalog', '{SQUASH_NAME}')",
     )
-    run.sh(f"{SHOW} catalog --fix --dry-run --only squash-ready", want=["delete"])
+    run.sh(f"{FIX} catalog --dry-run --only squash-ready", want=["delete"])
     run.save("I001-fix")
 
 
@@ -960,7 +961,7 @@ def scenario_position() -> None:
     )
     run.sql('ALTER TABLE "catalog_product" RENAME COLUMN "stock" TO "quantity"')
     run.sh(f"{SHOW} catalog", status=1, want=["schema matches catalog up to 0004"])
-    run.sh(f"{SHOW} catalog --fix --dry-run", want=["Record catalog.0004_rename_stock_quantity"])
+    run.sh(f"{FIX} catalog --dry-run", want=["Record catalog.0004_rename_stock_quantity"])
     run.save("position")
     django_says(run, "python manage.py migrate catalog", "position-django", status=None)
 
