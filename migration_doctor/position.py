@@ -12,7 +12,7 @@ plan's objects and no state is rendered.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -83,11 +83,17 @@ def infer_positions(
 ) -> dict[str, AppPosition]:
     """The schema's position for every app whose plan has checkable objects."""
     by_app: dict[str, list[Key]] = defaultdict(list)
+    apps_of: dict[Obj, set[str]] = defaultdict(set)
     for key in plan:
         by_app[key[0]].append(key)
+        for obj in (*effects[key].creates, *effects[key].removes):
+            apps_of[obj].add(key[0])
+    # Objects that migrations of several apps change (a model taken over by another app by
+    # state only, then renamed there) do not tell where one app's own plan stands.
+    shared = {obj for obj, owners in apps_of.items() if len(owners) > 1}
     positions = {}
     for app, keys in by_app.items():
-        position = _infer(app, keys, effects, applied, live)
+        position = _infer(app, keys, effects, applied, live, shared)
         if position is not None:
             positions[app] = position
     return positions
@@ -99,12 +105,13 @@ def _infer(
     effects: Mapping[Key, MigrationEffect],
     applied: set[Key],
     live: Callable[[Obj], bool],
+    shared: Set[Obj] = frozenset(),
 ) -> AppPosition | None:
     present: dict[Obj, bool] = {}
     for key in keys:
         effect = effects[key]
         for obj in (*effect.creates, *effect.removes):
-            if obj not in present:
+            if obj not in present and obj not in shared:
                 present[obj] = live(obj)
     if not present:
         return None
@@ -122,6 +129,8 @@ def _infer(
             *((o, False) for o in effect.removes),
             *((o, True) for o in effect.creates),
         ]:
+            if obj not in expected:
+                continue  # shared with another app's migrations
             if expected[obj] != state:
                 score += _cost(present[obj], state) - _cost(present[obj], expected[obj])
                 expected[obj] = state
@@ -160,11 +169,11 @@ def _infer(
             if key in applied:
                 continue
             through.append(key[1])
-            if not (effect.creates or effect.removes):
+            creates = [o for o in effect.creates if o in present]
+            removes = [o for o in effect.removes if o in present]
+            if not (creates or removes):
                 continue
-            if all(present[o] for o in effect.creates) and not any(
-                present[o] for o in effect.removes
-            ):
+            if all(present[o] for o in creates) and not any(present[o] for o in removes):
                 shown.append(key[1])
     return AppPosition(
         app=app,

@@ -228,3 +228,72 @@ def test_an_index_already_there_under_the_name_a_pending_migration_gives_it(
     product_works(alias, stock=3)
     h.migrate(alias)
     assert problems(alias) == []
+
+
+NOTE = (
+    "        migrations.CreateModel('Note', [\n"
+    "            ('id', models.BigAutoField(primary_key=True)),\n"
+    "            ('sent', models.DateTimeField()),\n"
+    "        ]),\n"
+)
+NOTE_SENT_INDEX = (
+    "        migrations.AlterField('note', 'sent', models.DateTimeField(db_index=True)),\n"
+)
+MOVED_NOTE = (
+    "        migrations.SeparateDatabaseAndState(state_operations=[\n"
+    "            migrations.CreateModel('Note', [\n"
+    "                ('id', models.BigAutoField(primary_key=True)),\n"
+    "                ('sent', models.DateTimeField()),\n"
+    "            ], options={'db_table': 'catalog_note'}),\n"
+    "        ]),\n"
+)
+GONE_NOTE = (
+    "        migrations.SeparateDatabaseAndState(state_operations=[\n"
+    "            migrations.DeleteModel('Note'),\n"
+    "        ]),\n"
+)
+RENAMED_NOTE = "        migrations.AlterModelTable('note', None),\n"
+
+
+def test_a_model_moved_to_another_app_by_state_then_renamed(fresh_db, migration_package):
+    """As django-oscar moves Notification from customer to communication: catalog creates
+    Note and indexes `sent`; orders takes Note over by state only (its model has no such
+    index) and catalog forgets it; orders then renames the table. After `migrate` nothing is
+    missing: the index went with the old table name as far as the plan can tell."""
+    after = [("catalog", "0003_product_sku_stock")]
+    migration_package(
+        "catalog",
+        catalog_with(
+            **{
+                "0004_note": migration_source(after, NOTE),
+                "0005_note_sent": migration_source([("catalog", "0004_note")], NOTE_SENT_INDEX),
+                "0006_note_gone": migration_source(
+                    [("catalog", "0005_note_sent"), ("orders", "0004_note")], GONE_NOTE
+                ),
+            }
+        ),
+    )
+    orders = h.app_migration_sources("orders")
+    last = max(orders)
+    migration_package(
+        "orders",
+        {
+            **orders,
+            "0004_note": migration_source(
+                [("orders", last), ("catalog", "0005_note_sent")], MOVED_NOTE
+            ),
+            "0005_note_table": migration_source(
+                [("orders", "0004_note"), ("catalog", "0006_note_gone")], RENAMED_NOTE
+            ),
+        },
+    )
+    h.migrate(fresh_db)
+    assert "orders_note" in h.tables(fresh_db)
+    report = diagnose(fresh_db)
+    wrong = [
+        f.as_dict()
+        for f in report.findings
+        if f.severity >= Severity.WARNING and f.kind != "model-changes"
+    ]
+    assert wrong == []
+    assert report.positions == []
