@@ -957,9 +957,10 @@ class Classifier:
         def folded(k: Key) -> Key:
             return (k[0].lower().rstrip(), k[1].lower().rstrip())
 
-        real = {
-            folded(k) for k in self.recorded if k not in {x for v in by_app.values() for x in v}
-        }
+        if not by_app:
+            return  # nothing stale (a healthy database: no name folding of every row)
+        stale = {x for v in by_app.values() for x in v}
+        real = {folded(k) for k in self.recorded if k not in stale}
         real |= {folded(k) for k in self.loader.disk_migrations}
         for app, keys in sorted(by_app.items()):
             installed = app in self.loader.migrated_apps

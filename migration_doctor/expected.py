@@ -700,8 +700,9 @@ def _compute(
         removed: set[Obj] = set()
         for i, op in enumerate(migration.operations):
             c, r, opaque = _apply(op, key[0], walk)
-            r = r | _left_on_removed_tables(live, c, r)
-            live = (live - r) | c
+            r |= _left_on_removed_tables(live, c, r)
+            live -= r  # in place: a copy per operation would be quadratic in the plan
+            live |= c
             desc = describe_operation(op)
             effect.operations.append(OperationEffect(i, desc, _ordered(c), _ordered(r), opaque))
             if opaque:
