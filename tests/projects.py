@@ -19,6 +19,29 @@ if __name__ == "__main__":
 
 
 # A third-party-like app whose models point at the user model, as packages do.
+def initial_migration(model: str) -> str:
+    """A 0001_initial creating `model` with an id and a name, as makemigrations writes it."""
+    return f"""\
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    initial = True
+    dependencies = []
+    operations = [
+        migrations.CreateModel(
+            name="{model}",
+            fields=[
+                ("id", models.BigAutoField(
+                    auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                )),
+                ("name", models.CharField(max_length=50)),
+            ],
+        ),
+    ]
+"""
+
+
 LIBRARY_MODELS = """\
 from django.conf import settings
 from django.db import models

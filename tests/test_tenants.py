@@ -21,7 +21,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from .conftest import BACKEND, _server_config, scratch_database
-from .projects import manage_py
+from .projects import initial_migration, manage_py
 
 try:
     import django_tenants  # noqa: F401
@@ -73,25 +73,7 @@ class Item(models.Model):
     note = models.TextField(default="")
 """
 
-SHOP_0001 = """\
-from django.db import migrations, models
-
-
-class Migration(migrations.Migration):
-    initial = True
-    dependencies = []
-    operations = [
-        migrations.CreateModel(
-            name="Item",
-            fields=[
-                ("id", models.BigAutoField(
-                    auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                )),
-                ("name", models.CharField(max_length=50)),
-            ],
-        ),
-    ]
-"""
+SHOP_0001 = initial_migration("Item")
 
 SHOP_0002 = """\
 from django.db import migrations, models

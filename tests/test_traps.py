@@ -29,7 +29,7 @@ from migration_doctor.traps.child import ImportWatch, parse_faulthandler
 from migration_doctor.traps.sql import tables_in
 
 from .conftest import BACKEND, scratch_database
-from .projects import manage_py
+from .projects import initial_migration, manage_py
 
 BACKENDS = ["sqlite", "postgres"] + (["mysql"] if BACKEND == "mysql" else [])
 BOUND = 30.0  # seconds: every watch, even of a hanging project, ends well within this
@@ -70,25 +70,7 @@ class Category(models.Model):
     name = models.CharField(max_length=50)
 """
 
-MIGRATION = """\
-from django.db import migrations, models
-
-
-class Migration(migrations.Migration):
-    initial = True
-    dependencies = []
-    operations = [
-        migrations.CreateModel(
-            name="Category",
-            fields=[
-                ("id", models.BigAutoField(
-                    auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                )),
-                ("name", models.CharField(max_length=50)),
-            ],
-        ),
-    ]
-"""
+MIGRATION = initial_migration("Category")
 
 APP_URLS = """\
 from django.urls import path
