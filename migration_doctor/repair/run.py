@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -200,19 +201,16 @@ def _step_done(
 def _apply_rows(ctx: Context, rows: list[Step]) -> None:
     """The row steps in their order, consecutive RecordRows steps together; checkpoint
     `in-rows-N` after each (all still inside the row transaction)."""
-    i = 0
-    while i < len(rows):
-        j = i
-        while j < len(rows) and isinstance(rows[j], RecordRows):
-            j += 1
-        if j > i + 1:
-            RecordRows.apply_together(ctx, rows[i:j])  # type: ignore[arg-type]
-        else:
-            j = i + 1
-            rows[i].apply(ctx)
-        for n in range(i, j):
-            checkpoint(f"in-rows-{n + 1}")
-        i = j
+    done = 0
+    for together, run in groupby(rows, key=lambda step: isinstance(step, RecordRows)):
+        steps = list(run)
+        if together:
+            RecordRows.apply_together(ctx, steps)  # type: ignore[arg-type]
+        for step in steps:
+            if not together:
+                step.apply(ctx)
+            done += 1
+            checkpoint(f"in-rows-{done}")
 
 
 def _run_committing(
