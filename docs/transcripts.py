@@ -867,6 +867,31 @@ def scenario_I007() -> None:
     run.save("I007")
 
 
+NAME_INDEXED = """\
+        migrations.AlterField(
+            model_name="category",
+            name="name",
+            field=models.CharField(max_length=100, db_index=True),
+        ),
+"""
+
+
+@scenario
+def scenario_I007_index() -> None:
+    """A branch indexed Category.name, then the branch was switched: the index stays."""
+    run = project("I007-index")
+    run.write(
+        "catalog/migrations/0004_category_name_index.py",
+        migration([AFTER_0003], NAME_INDEXED),
+        save="I007-index-0004_category_name_index",
+    )
+    run.sh("python manage.py migrate --verbosity 0", echo_status=False)
+    run.sh("rm catalog/migrations/0004_category_name_index.py", echo_status=False)
+    run.sql("DELETE FROM django_migrations WHERE name = '0004_category_name_index'")
+    run.sh(f"{SHOW} catalog", status=0, want=["I007 untracked-constraint", "DROP INDEX"])
+    run.save("I007-index")
+
+
 @scenario
 def scenario_W007() -> None:
     """A pending migration makes Category.name unique while two rows share a name."""

@@ -21,9 +21,15 @@ def fingerprint(finding: Finding) -> str:
 
 
 def write_baseline(path: Path, findings: Iterable[Finding]) -> int:
+    """One line (DoctorError) when the file cannot be written: a directory, no permission."""
     prints = sorted({fingerprint(f) for f in findings})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"version": 1, "findings": prints}, indent=2) + "\n")
+    if path.is_dir():
+        raise DoctorError(f"Cannot write the baseline to {path}: it is a directory.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"version": 1, "findings": prints}, indent=2) + "\n")
+    except OSError as exc:
+        raise DoctorError(f"Cannot write the baseline to {path}: {exc.strerror or exc}.") from None
     return len(prints)
 
 

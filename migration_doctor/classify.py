@@ -15,16 +15,18 @@ from shlex import quote
 
 from django.db import models
 
+from .conflicts import TypeConflicts, conflict_words
 from .expected import MigrationEffect, Obj, collapse, column_of, describe
 from .findings import MANAGE, Finding, Fix
 from .keys import Key
 from .ledger import LEDGER_TABLE
+from .leftovers import drop_index_sql
 from .position import AppPosition, schema_positions
 from .recorder_sql import delete_ids_sql, delete_row_sql, insert_row_sql, rename_row_sql
 from .snapshot import Snapshot
 from .snapshot.graph import LoadError
 from .snapshot.rows import recorder_table
-from .snapshot.schema import LiveSchema
+from .snapshot.schema import Index, LiveSchema
 
 # -- Django's own words, per backend -------------------------------------------------------
 
@@ -87,6 +89,37 @@ def missing_error(vendor: str, obj: Obj) -> str:
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _taken_words(taken: dict[Obj, tuple[str, Index]]) -> str:
+    """ "the name x it gives an index on t (a, b) is taken by an index on t (b, a)", joined."""
+    return "; ".join(
+        f"the name {obj[2]} it gives an index on {obj[1]} ({', '.join(obj[3:])}) is taken "
+        f"by an index on {table} ({', '.join(index.columns)})"
+        for obj, (table, index) in taken.items()
+    )
+
+
+def _taken_evidence(taken: dict[Obj, tuple[str, Index]]) -> list[dict[str, object]]:
+    return [
+        {
+            "index": index.name,
+            "table": table,
+            "columns": list(index.columns),
+            "expected_columns": list(obj[3:]),
+        }
+        for obj, (table, index) in taken.items()
+    ]
+
+
+def _drop_holders(snapshot: Snapshot, taken: dict[Obj, tuple[str, Index]]) -> list[str]:
+    """DROP INDEX for each plain index in the way, as a suggestion (a unique one may back a
+    constraint: its drop is W006's business)."""
+    return [
+        drop_index_sql(snapshot.connection, table, index.name)
+        for table, index in taken.values()
+        if not index.unique and not index.primary
+    ]
 
 
 def live_has(schema: LiveSchema, obj: Obj) -> bool:
@@ -245,6 +278,8 @@ class Classifier:
                 effect = self.effects[key]
                 self.expected_live -= set(effect.removes)
                 self.expected_live |= set(effect.creates)
+        # Present columns of another type or NULL than an unrecorded migration creates.
+        self.conflicts = TypeConflicts(snapshot, self.position, self.removed_at)
         # What the schema's position (position.py) leaves behind: the applied migrations
         # and, where the schema is ahead of the rows, the unrecorded ones up to where it
         # stands, so that what a later migration done by hand removed is not "missing"
@@ -337,6 +372,8 @@ class Classifier:
         table-exists and the inconsistent histories it causes."""
         by_app: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
         for f in self.findings:
+            if f.evidence.get("type_conflicts"):
+                continue  # its columns differ from what it creates: not the same migration
             if f.app and f.kind in ("stale-record", "table-exists"):
                 by_app[f.app][f.kind].append(f)
         for app, kinds in sorted(by_app.items()):
@@ -529,14 +566,23 @@ class Classifier:
             state = "not checkable"  # AlterField, RunPython...: re-applying is the safe way
         else:
             state = "present" if present else ("partial" if done else "absent")
-        evidence = {
+        evidence: dict[str, object] = {
             "recorded": f"{child[0]}.{child[1]}",
             "not_recorded": f"{parent[0]}.{parent[1]}",
             "dependency_schema": state,
             "present": _names(done),
             "missing": _names(todo),
         }
-        if present:
+        conflicts = self.conflicts.of(parent, effect, done) if effect and present else []
+        if conflicts:
+            evidence["type_conflicts"] = conflicts
+            fix = Fix(
+                f"{parent[0]}.{parent[1]}'s schema is present, but not as it creates it "
+                f"({conflict_words(conflicts)}): make the column(s) what it creates, then "
+                "record it; recording it as it is would leave the project broken.",
+                (f"{MANAGE} sqlmigrate {quote(parent[0])} {quote(parent[1])}",),
+            )
+        elif present:
             fix = Fix(
                 f"{parent[0]}.{parent[1]}'s schema is present: record it.",
                 (insert_row_sql(self.s.connection, *parent), f"{MANAGE} migrate"),
@@ -588,7 +634,18 @@ class Classifier:
         present = [o for o in effect.creates if o in self.schema_live and o not in missing]
         shown = collapse(missing)
         app, name = key
-        if not present:
+        taken = {o: t for o in missing if (t := self._name_taken(o)) is not None}
+        if taken:
+            fix = Fix(
+                f"Drop or rename the index that holds the name (which of the two is right is "
+                f"a decision: nothing is dropped for you), then re-create "
+                f"{', '.join(_names(taken))} from `sqlmigrate {app} {name}`.",
+                (
+                    *_drop_holders(self.s, taken),
+                    f"{MANAGE} sqlmigrate {quote(app)} {quote(name)}",
+                ),
+            )
+        elif not present:
             fix = Fix(
                 f"Nothing of {app}.{name} is in the database: un-record it and apply it again.",
                 (
@@ -607,9 +664,14 @@ class Classifier:
             app,
             name,
             f"{app}.{name} is recorded as applied, but {', '.join(_names(shown))} "
-            f"{'is' if len(shown) == 1 else 'are'} missing. Queries and later migrations fail "
-            f"with: {missing_error(self.vendor, shown[0])}.",
-            {"missing": _names(missing), "present": _names(present)},
+            f"{'is' if len(shown) == 1 else 'are'} missing"
+            + (f": {_taken_words(taken)}" if taken else "")
+            + f". Queries and later migrations fail with: {missing_error(self.vendor, shown[0])}.",
+            {
+                "missing": _names(missing),
+                "present": _names(present),
+                **({"name_taken": _taken_evidence(taken)} if taken else {}),
+            },
             fix,
         )
 
@@ -654,6 +716,12 @@ class Classifier:
         later = (key[0], position.shown[-1])
         if self.position.get(later, -1) <= self.position.get(key, -1):
             return None
+        effect = self.effects[later]
+        present = (
+            o for o in effect.creates if o not in self.expected_live and live_has(self.schema, o)
+        )  # what progress() calls done: the same answer as its own finding's
+        if self.conflicts.of(later, effect, present):
+            return None  # its columns are not as it creates them: no sign that it ran
         if later not in self._ancestors:
             self._ancestors[later] = set(self.loader.graph.forwards_plan(later))
         return later if key in self._ancestors[later] else None
@@ -706,12 +774,22 @@ class Classifier:
                 return True
         return False
 
+    def _name_taken(self, obj: Obj) -> tuple[str, Index] | None:
+        """(table, index) holding the name of a named index that is absent: on other
+        columns of its table, or (PostgreSQL, SQLite) on another table. Creating it fails."""
+        if obj[0] != "constraint" or len(obj) <= 3 or live_has(self.schema, obj):
+            return None
+        return self.schema.name_holder(obj[1], obj[2])
+
     def _unapplied(self, key: Key, effect: MigrationEffect) -> None:
         app, name = key
         done, todo, explained = self.progress(effect)
         created = [o for o in done if o in effect.creates]
         gone = [o for o in done if o not in effect.creates]  # what it removes, already absent
         evidence: dict[str, object] = {"present": _names(created), "missing": _names(todo)}
+        taken = {o: t for o in todo if (t := self._name_taken(o)) is not None}
+        if taken:
+            evidence["name_taken"] = _taken_evidence(taken)
         if gone:
             evidence["already_removed"] = _names(gone)
         if explained:
@@ -726,7 +804,7 @@ class Classifier:
         if not done and later is not None:
             self._superseded(key, effect, later, evidence)
             return
-        if not done:
+        if not done and not taken:
             self.add(
                 "unapplied",
                 app,
@@ -742,10 +820,12 @@ class Classifier:
                 Fix("Apply it.", (f"{MANAGE} migrate {quote(app)} {quote(name)}",)),
             )
             return
-        # The first statement migrate runs of what is done already is the one that fails.
+        # The first statement migrate runs of what is done already (or of a name taken) is
+        # the one that fails.
         done_set = set(done)
-        first_op = next(op for op in effect.operations if done_set & {*op.creates, *op.removes})
-        made = [o for o in first_op.creates if o in done_set]
+        fails = done_set | set(taken)
+        first_op = next(op for op in effect.operations if fails & {*op.creates, *op.removes})
+        made = [o for o in first_op.creates if o in fails]
         error = (
             exists_error(self.vendor, made[0], self.schema)
             if made
@@ -786,6 +866,29 @@ class Classifier:
                 if self.vendor == "sqlite" and columns
                 else ""
             )
+            conflicts = self.conflicts.of(key, effect, created)
+            if conflicts:
+                evidence["type_conflicts"] = conflicts
+                self.add(
+                    "table-exists",
+                    app,
+                    name,
+                    f"{app}.{name} is not recorded and what it creates is in the database "
+                    f"({', '.join(shown[:4])}{'…' if len(shown) > 4 else ''}), but not as it "
+                    f"creates it: {conflict_words(conflicts)}. Recording it (`migrate "
+                    f"{flag}`) would leave the project broken: Django would take the column for "
+                    "what the migration says, and writes of the model fail or store values it "
+                    f"does not expect. `migrate` fails with: {error}.{rebuild}",
+                    evidence,
+                    Fix(
+                        "Make the column what the migration creates (check its values first; "
+                        "ALTER it by hand or in a migration), then record it with "
+                        f"`migrate {app} {name} {flag}`; or, if the database is right, change "
+                        "the migration and the model to match it.",
+                        (f"{MANAGE} sqlmigrate {quote(app)} {quote(name)}",),
+                    ),
+                )
+                return
             self.add(
                 "table-exists",
                 app,
@@ -809,6 +912,28 @@ class Classifier:
         missing_part = ", ".join(_names(todo)) or (
             f"{', '.join(unknown)}, which may or may not have run"
         )
+        if taken and not done:
+            self.add(
+                "partially-applied",
+                app,
+                name,
+                f"{app}.{name} is not recorded and none of its schema is present, but "
+                f"{_taken_words(taken)}. `migrate` fails with: {error}.",
+                evidence,
+                Fix(
+                    "Drop or rename the index that holds the name if nothing needs it (which "
+                    "of the two is right is a decision: nothing is dropped for you), then "
+                    "apply the migration.",
+                    (
+                        *_drop_holders(self.s, taken),
+                        f"{MANAGE} migrate {quote(app)} {quote(name)}",
+                    ),
+                ),
+            )
+            return
+        conflicts = self.conflicts.of(key, effect, created)
+        if conflicts:
+            evidence["type_conflicts"] = conflicts
         self.add(
             "partially-applied",
             app,
@@ -817,12 +942,20 @@ class Classifier:
             f"({', '.join(_names(done))}) and part is not ({missing_part}). "
             f"Databases without transactional DDL (MySQL, MariaDB) keep the first operations "
             f"of a migration that failed halfway. `migrate` fails with: "
-            f"{error}.{sqlite_note}",
+            f"{error}.{sqlite_note}"
+            + (f" And {_taken_words(taken)}." if taken else "")
+            + (
+                f" And what is present is not as it creates it: {conflict_words(conflicts)}."
+                if conflicts
+                else ""
+            ),
             evidence,
             Fix(
                 "Complete the missing operations (their statements from `sqlmigrate`), then "
                 "record the migration; or roll the present part back if it holds no data, then "
-                "migrate.",
+                "migrate."
+                + (" First drop or rename the index that holds the name." if taken else "")
+                + (" First make the column(s) what it creates." if conflicts else ""),
                 (
                     f"{MANAGE} sqlmigrate {quote(app)} {quote(name)}",
                     f"{MANAGE} migrate {quote(app)} {quote(name)} --fake",
@@ -964,6 +1097,14 @@ class Classifier:
         real |= {folded(k) for k in self.loader.disk_migrations}
         for app, keys in sorted(by_app.items()):
             installed = app in self.loader.migrated_apps
+            # An app taken out of INSTALLED_APPS for a while leaves its tables: its rows are
+            # right again when it comes back (Django's `migrate --prune` leaves them too).
+            prefix = f"{app}_".lower()
+            left = (
+                []
+                if installed
+                else sorted(t for t in self.schema.tables if t.lower().startswith(prefix))
+            )
             for key in sorted(set(keys)):
                 ids = sorted(r.id for r in self.s.rows if r.key == key)
                 # A NULL app or name: no `=` comparison matches the row; by id it is exact.
@@ -984,6 +1125,14 @@ class Classifier:
                         if installed
                         else f"app {app!r} is not installed (or has no migrations)"
                     )
+                    + (
+                        f", while its tables are still there ({', '.join(left[:3])}"
+                        + (", ..." if len(left) > 3 else "")
+                        + "): if the app comes back, the row is right again and deleting it "
+                        "would make `migrate` re-create tables that exist"
+                        if left
+                        else ""
+                    )
                     + ". `showmigrations` hides such rows; they mislead anyone reading the table "
                     "and can collide with a future migration of the same name.",
                     {
@@ -997,6 +1146,7 @@ class Classifier:
                         ),
                         "app_installed": installed,
                         "ids": ids,
+                        **({"tables_left": left} if left else {}),
                     },
                     Fix("Delete the row.", cmds),
                 )

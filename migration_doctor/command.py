@@ -8,6 +8,7 @@ doctor cannot run) and every DoctorError into one line on stderr with status 2.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import traceback
@@ -19,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
 from .errors import DoctorError
+from .render.progress import Shown, watched
 from .traps.threads import lingering_threads
 
 
@@ -72,10 +74,22 @@ def add_fail_on(parser: CommandParser, help: str) -> None:
     )
 
 
+def seconds(text: str) -> float:
+    """A duration: a finite number of seconds, not negative (argparse turns the ValueError
+    into one usage line)."""
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(text)
+    return value
+
+
+seconds.__name__ = "number of seconds"  # argparse: "invalid number of seconds value: '-5'"
+
+
 def add_lock_timeout(parser: CommandParser) -> None:
     parser.add_argument(
         "--lock-timeout",
-        type=float,
+        type=seconds,
         default=0.0,
         metavar="SECONDS",
         help="How long to wait for another repair's lock before giving up (default 0).",
@@ -112,6 +126,12 @@ class DoctorCommand(BaseCommand):
             raise CommandError(str(exc), returncode=2) from exc
         if status:
             sys.exit(status)
+
+    def progress(self, enabled: bool, what: str) -> Shown:
+        """A progress display on this command's stderr, when someone watches a terminal
+        (render/progress.py); `enabled` is False for JSON and for questions asked."""
+        stream = getattr(self.stderr, "_out", sys.stderr)  # OutputWrapper adds newlines
+        return Shown(enabled and watched(self.stdout, self.stderr, True), what, stream)
 
     def color(self, options: dict[str, Any]) -> bool:
         if options.get("force_color"):

@@ -19,7 +19,7 @@ from .datacheck import blocked_pending, forbidden_by_data
 from .drift import schema_drift
 from .errors import DoctorError
 from .findings import Finding, Severity
-from .leftovers import untracked_columns, untracked_uniques
+from .leftovers import untracked_columns, untracked_indexes, untracked_uniques
 from .modelcheck import model_changes
 from .position import AppPosition, schema_positions
 from .snapshot import Snapshot, missing_file_findings, take_snapshot
@@ -236,6 +236,7 @@ def report_of(
     findings += blocked_pending(snapshot, findings)
     findings += untracked_columns(snapshot)
     findings += untracked_uniques(snapshot)
+    findings += untracked_indexes(snapshot)
     changed = model_changes(snapshot) if models else []
     findings += changed
     skip = {f.app for f in changed if f.app} | set(changed_apps)

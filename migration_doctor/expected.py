@@ -32,6 +32,7 @@ from .keys import Key
 
 ModelKey = tuple[str, str]
 # ("table", table) | ("column", table, column) | ("constraint", table, name)
+# | ("constraint", table, name, *columns in order) (a named index on plain columns)
 # | ("unique", table, *sorted columns) | ("index", table, *columns in order)
 Obj = tuple[str, ...]
 
@@ -82,6 +83,13 @@ def index_obj(table: str, columns: Iterable[str]) -> Obj:
     return ("index", table, *columns)
 
 
+def named_index_obj(table: str, name: str, columns: Iterable[str] = ()) -> Obj:
+    """A named index (Meta.indexes, AddIndex): known by its name and, when it is on plain
+    columns, by those columns in order. An index of that name on other columns is another
+    index, and the name it holds makes `migrate`'s CREATE INDEX fail."""
+    return ("constraint", table, name, *columns)
+
+
 @dataclass
 class OperationEffect:
     index: int
@@ -113,6 +121,14 @@ class ExpectedSchema:
     state: ProjectState  # after the whole plan
     # table name (as Django spells it) -> model it belongs to in the final state
     tables: dict[str, ModelKey]
+    # Indexes and unique constraints Django may have made that no effect lists: SQLite's
+    # table rebuilds lose them (index_together, an index the table's final owner lacks), but
+    # until one runs they are there; a table renamed keeps what the plan lets go with its
+    # old name. Nothing checks them; nothing reports them as left over either.
+    unlisted: set[Obj] = field(default_factory=set)
+    # (table, name) of every named index and constraint of the models along the plan,
+    # whether the footprint lists it or not (an exclusion constraint's index, say).
+    names: set[tuple[str, str]] = field(default_factory=set)
 
 
 class Footprints:
@@ -131,6 +147,8 @@ class Footprints:
         self._rules: Any = None  # a schema editor asked about fields, never executing
         self._creates: dict[tuple[type, str, str], bool] = {}
         self._editor: Any = None  # collect_sql=True: never entered, never executes
+        self.unlisted: set[Obj] = set()  # see ExpectedSchema.unlisted
+        self.names: set[tuple[str, str]] = set()  # see ExpectedSchema.names
 
     def migratable(self, app: str, name: str, ms: ModelState) -> bool:
         opts = ms.options
@@ -188,17 +206,22 @@ class Footprints:
         # Gone from Meta since Django 5.1, still in old migrations' state: alter_index_together
         # creates an index for each, but SQLite's table rebuild (any later AlterField) renders
         # the model without it and loses the index: expected only where nothing rebuilds.
-        together = () if self.connection.vendor == "sqlite" else ms.options.get("index_together")
-        for names in together or ():
+        rebuilds = self.connection.vendor == "sqlite"
+        for names in ms.options.get("index_together") or ():
             columns = [column_of(n, ms.fields[n]) if n in ms.fields else None for n in names]
             if columns and all(columns):
-                objs.add(index_obj(table, [c for c in columns if c]))
+                obj = index_obj(table, [c for c in columns if c])
+                (self.unlisted if rebuilds else objs).add(obj)
         if ms.options.get("order_with_respect_to"):
             objs.add(("column", table, "_order"))
         for index in ms.options.get("indexes", ()):
+            if getattr(index, "name", None):
+                self.names.add((table, index.name))
             if self._index_created(index) and self._backend_creates(key, ms, table, index):
-                objs.add(("constraint", table, index.name))
+                objs.add(named_index_obj(table, index.name, _index_columns(ms, index)))
         for constraint in ms.options.get("constraints", ()):
+            if getattr(constraint, "name", None):
+                self.names.add((table, constraint.name))
             if self._constraint_created(constraint) and self._backend_creates(
                 key, ms, table, constraint
             ):
@@ -302,6 +325,19 @@ class Footprints:
         if isinstance(constraint, CheckConstraint):
             return bool(self.features.supports_table_check_constraints)
         return False  # exclusion and third-party constraints: not checked
+
+
+def _index_columns(ms: ModelState, index: Any) -> list[str]:
+    """The columns of a named index of Django's own classes on plain fields, in order
+    (a descending `-field` is on the same column); [] where the name alone tells (an
+    expression, a third-party class that may write its own SQL)."""
+    if not type(index).__module__.startswith("django.") or index.contains_expressions:
+        return []
+    names = [f.removeprefix("-") for f in index.fields]
+    columns = [column_of(n, ms.fields[n]) if n in ms.fields else None for n in names]
+    if not columns or not all(columns) or any(ms.fields[n].many_to_many for n in names):
+        return []
+    return [c for c in columns if c]
 
 
 class _Offline:
@@ -692,6 +728,7 @@ def _compute(
     plan = full_plan(graph)
     effects: dict[Key, MigrationEffect] = {}
     live: set[Obj] = set()  # what the plan so far leaves in the database
+    carried: set[Obj] = set()  # see _carried_by_rename
     for key in plan:
         migration = graph.nodes[key]
         assert migration is not None
@@ -700,7 +737,9 @@ def _compute(
         removed: set[Obj] = set()
         for i, op in enumerate(migration.operations):
             c, r, opaque = _apply(op, key[0], walk)
-            r |= _left_on_removed_tables(live, c, r)
+            left = _left_on_removed_tables(live, c, r)
+            r |= left
+            carried |= _carried_by_rename(left, c, r)
             live -= r  # in place: a copy per operation would be quadratic in the plan
             live |= c
             desc = describe_operation(op)
@@ -719,9 +758,13 @@ def _compute(
         for obj in footprint:
             if obj[0] == "table":
                 tables[obj[1]] = mkey
+    unlisted = fp.unlisted | carried
     if connection.vendor == "sqlite":
-        _without_rebuilt_indexes(effects, tables, final)
-    return ExpectedSchema(plan=plan, effects=effects, state=state, tables=tables)
+        unlisted |= _without_rebuilt_indexes(effects, tables, final)
+    return ExpectedSchema(
+        plan=plan, effects=effects, state=state, tables=tables, unlisted=unlisted,
+        names=set(fp.names),
+    )  # fmt: skip
 
 
 def _left_on_removed_tables(live: set[Obj], created: set[Obj], removed: set[Obj]) -> set[Obj]:
@@ -735,22 +778,37 @@ def _left_on_removed_tables(live: set[Obj], created: set[Obj], removed: set[Obj]
     return {o for o in live if o[0] != "table" and o[1] in gone} - removed
 
 
+def _carried_by_rename(left: set[Obj], created: set[Obj], removed: set[Obj]) -> set[Obj]:
+    """The indexes and unique constraints an earlier owner left on a table that one
+    operation renames (django-oscar's AlterModelTable of the moved Notification): the
+    database renames the table with them, where the plan lets them go (above)."""
+    gone = {o[1] for o in removed if o[0] == "table" and o not in created}
+    new = {o[1] for o in created if o[0] == "table" and o not in removed}
+    if len(gone) != 1 or len(new) != 1:
+        return set()
+    [table] = new
+    return {(o[0], table, *o[2:]) for o in left if o[0] in ("index", "unique", "constraint")}
+
+
 def _without_rebuilt_indexes(
     effects: dict[Key, MigrationEffect], tables: dict[str, ModelKey], final: set[Obj]
-) -> None:
+) -> set[Obj]:
     """SQLite rebuilds a table for most changes, from the state of the model that owns it
     then: an index Django named itself that this owner does not have is gone after any
     rebuild (a model moved to another app by state only, keeping its table, where the new
     model lacks a db_index the old one had). Such an index is not expected of a table that
-    is still there at the end of the plan."""
+    is still there at the end of the plan; returned, as it may be there all the same."""
 
     def kept(obj: Obj) -> bool:
         return not (obj[0] == "index" and obj[1] in tables and obj not in final)
 
+    dropped: set[Obj] = set()
     for effect in effects.values():
+        dropped.update(o for o in effect.creates if not kept(o))
         effect.creates = [o for o in effect.creates if kept(o)]
         for op in effect.operations:
             op.creates = [o for o in op.creates if kept(o)]
+    return dropped
 
 
 def _is_initial(migration: Any) -> bool:

@@ -96,7 +96,7 @@ _KINDS = [
         "untracked-constraint",
         "migration_doctor.W006",
         Severity.WARNING,
-        "Unique constraint no migration accounts for",
+        "Unique constraint or index no migration accounts for",
         ((Severity.INFO, "migration_doctor.I007"),),
     ),
     Kind(

@@ -255,18 +255,25 @@ GONE_NOTE = (
 RENAMED_NOTE = "        migrations.AlterModelTable('note', None),\n"
 
 
-def test_a_model_moved_to_another_app_by_state_then_renamed(fresh_db, migration_package):
+NOTE_SENT_UNIQUE = (
+    "        migrations.AlterField('note', 'sent', models.DateTimeField(unique=True)),\n"
+)
+
+
+@pytest.mark.parametrize("sent", [NOTE_SENT_INDEX, NOTE_SENT_UNIQUE], ids=["index", "unique"])
+def test_a_model_moved_to_another_app_by_state_then_renamed(fresh_db, migration_package, sent):
     """As django-oscar moves Notification from customer to communication: catalog creates
-    Note and indexes `sent`; orders takes Note over by state only (its model has no such
-    index) and catalog forgets it; orders then renames the table. After `migrate` nothing is
-    missing: the index went with the old table name as far as the plan can tell."""
+    Note and indexes `sent` (or makes it unique); orders takes Note over by state only (its
+    model has no such index) and catalog forgets it; orders then renames the table. After
+    `migrate` nothing is missing: the index went with the old table name as far as the plan
+    can tell. The database renamed the table with it: no leftover either."""
     after = [("catalog", "0003_product_sku_stock")]
     migration_package(
         "catalog",
         catalog_with(
             **{
                 "0004_note": migration_source(after, NOTE),
-                "0005_note_sent": migration_source([("catalog", "0004_note")], NOTE_SENT_INDEX),
+                "0005_note_sent": migration_source([("catalog", "0004_note")], sent),
                 "0006_note_gone": migration_source(
                     [("catalog", "0005_note_sent"), ("orders", "0004_note")], GONE_NOTE
                 ),
@@ -297,3 +304,172 @@ def test_a_model_moved_to_another_app_by_state_then_renamed(fresh_db, migration_
     ]
     assert wrong == []
     assert report.positions == []
+    connection = connections[fresh_db]
+    with connection.cursor() as cursor:
+        kept = connection.introspection.get_constraints(cursor, "orders_note").values()
+    unique = sent == NOTE_SENT_UNIQUE
+    assert any(c["columns"] == ["sent"] and c["unique"] == unique for c in kept)
+    assert report.find("untracked-constraint") == []
+
+
+# -- a named index is known by its name, its table and its columns (in order) --------------
+
+STOCK_PRICE_INDEX = (
+    "        migrations.AddIndex('product', "
+    "models.Index(fields=['stock', 'price'], name='catalog_stock_price_idx')),\n"
+)
+
+
+def index_by_hand(alias: str, name: str, table: str, columns: list[str]) -> None:
+    cols = ", ".join(h.qn(alias, c) for c in columns)
+    h.sql(alias, f"CREATE INDEX {h.qn(alias, name)} ON {h.qn(alias, table)} ({cols})")
+
+
+def test_a_named_index_on_other_columns_is_not_the_index(fresh_db):
+    """catalog.0001 names its index catalog_product_name_idx on (name); a DBA re-made it
+    under that name on (price). The name is there, the index is not: missing-schema."""
+    alias = fresh_db
+    h.migrate(alias)
+    if connections[alias].vendor == "mysql":
+        h.sql(alias, "ALTER TABLE catalog_product DROP INDEX catalog_product_name_idx")
+    else:
+        h.sql(alias, f"DROP INDEX {h.qn(alias, 'catalog_product_name_idx')}")
+    index_by_hand(alias, "catalog_product_name_idx", "catalog_product", ["price"])
+    assert problems(alias) == [("missing-schema", "0001_initial")]
+    [finding] = diagnose(alias).find("missing-schema")
+    assert finding.evidence["missing"] == [
+        "constraint catalog_product_name_idx on catalog_product"
+    ]
+    assert finding.evidence["name_taken"] == [
+        {
+            "index": "catalog_product_name_idx",
+            "table": "catalog_product",
+            "columns": ["price"],
+            "expected_columns": ["name"],
+        }
+    ]
+    assert "taken by an index on catalog_product (price)" in finding.message
+    status, out = h.fix(alias)
+    assert status == 1, out  # not repaired: the error stays
+    assert "name catalog_product_name_idx is taken" in out, out
+    assert problems(alias) == [("missing-schema", "0001_initial")]  # nothing was changed
+
+    h.sql(alias, finding.fix.commands[0])  # the suggested DROP of the index in the way
+    status, out = h.fix(alias)
+    assert status == 0, out
+    assert live_indexes(alias, "catalog_product")["catalog_product_name_idx"] == ["name"]
+    assert problems(alias) == []
+
+
+@pytest.mark.parametrize("live", [["price", "stock"], ["stock"]], ids=["reversed", "fewer"])
+def test_a_pending_add_index_whose_name_is_taken(fresh_db, migration_package, live):
+    """0004 adds catalog_stock_price_idx on (stock, price); the database has an index of
+    that name on other columns (the same ones in another order serve other queries).
+    `migrate` fails on the name: an error quoting Django's words (checked against the real
+    one), never recorded by the repair."""
+    alias = fresh_db
+    with_0004(migration_package, "0004_stock_price", STOCK_PRICE_INDEX)
+    h.migrate(alias, "catalog", "0003_product_sku_stock")
+    index_by_hand(alias, "catalog_stock_price_idx", "catalog_product", live)
+    assert problems(alias) == [("partially-applied", "0004_stock_price")]
+    [finding] = diagnose(alias).find("partially-applied")
+    assert finding.evidence["present"] == []
+    assert finding.evidence["missing"] == ["constraint catalog_stock_price_idx on catalog_product"]
+    assert finding.evidence["name_taken"][0]["columns"] == live
+    quoted = finding.message.split("`migrate` fails with: ", 1)[1].rstrip(".")
+    assert "catalog_stock_price_idx" in quoted
+    status, out = h.fix(alias)
+    assert status == 1, out  # not repaired: the error stays
+    assert "name catalog_stock_price_idx is taken" in out, out
+    assert ("catalog", "0004_stock_price") not in h.recorded(alias)
+    with pytest.raises(DatabaseError) as raised:
+        h.migrate(alias)
+    assert quoted in str(raised.value)
+
+    h.sql(alias, finding.fix.commands[0])  # the suggested DROP of the index in the way
+    h.migrate(alias)
+    assert live_indexes(alias, "catalog_product")["catalog_stock_price_idx"] == ["stock", "price"]
+    assert problems(alias) == []
+
+
+def test_a_pending_add_index_already_there_on_its_columns(fresh_db, migration_package):
+    """The same index under its name on (stock, price): done, recording it is the repair."""
+    alias = fresh_db
+    with_0004(migration_package, "0004_stock_price", STOCK_PRICE_INDEX)
+    h.migrate(alias, "catalog", "0003_product_sku_stock")
+    index_by_hand(alias, "catalog_stock_price_idx", "catalog_product", ["stock", "price"])
+    assert problems(alias) == [("table-exists", "0004_stock_price")]
+    status, out = h.fix(alias)
+    assert status == 0, out
+    assert ("catalog", "0004_stock_price") in h.recorded(alias)
+    h.migrate(alias)
+    assert problems(alias) == []
+
+
+NOTE_SENT_NULL = (
+    "        migrations.AlterField('note', 'sent', models.DateTimeField(null=True)),\n"
+)
+
+
+def moved_note_kept_table(migration_package) -> None:
+    """catalog creates Note and indexes `sent`; orders takes Note over by state only, keeping
+    its table catalog_note (as django-oscar does), with no index on `sent`; catalog forgets
+    it; then an AlterField of orders' Note, which SQLite does by rebuilding the table from
+    orders' model: the index is gone there, and stays on PostgreSQL and MySQL."""
+    after = [("catalog", "0003_product_sku_stock")]
+    migration_package(
+        "catalog",
+        catalog_with(
+            **{
+                "0004_note": migration_source(after, NOTE),
+                "0005_note_sent": migration_source([("catalog", "0004_note")], NOTE_SENT_INDEX),
+                "0006_note_gone": migration_source(
+                    [("catalog", "0005_note_sent"), ("orders", "0004_note")], GONE_NOTE
+                ),
+            }
+        ),
+    )
+    orders = h.app_migration_sources("orders")
+    migration_package(
+        "orders",
+        {
+            **orders,
+            "0004_note": migration_source(
+                [("orders", max(orders)), ("catalog", "0005_note_sent")], MOVED_NOTE
+            ),
+            "0005_note_sent_null": migration_source(
+                [("orders", "0004_note"), ("catalog", "0006_note_gone")], NOTE_SENT_NULL
+            ),
+        },
+    )
+
+
+def test_an_index_a_sqlite_rebuild_drops_from_a_moved_model(fresh_db, migration_package):
+    """SQLite: catalog.0005's index is not expected (the rebuild by the final owner dropped
+    it), before the rebuild it is no leftover either. PostgreSQL, MySQL: it stays and is
+    expected, so one dropped by hand is missing."""
+    alias = fresh_db
+    moved_note_kept_table(migration_package)
+    sent = index_obj("catalog_note", ["sent"])
+    h.migrate(alias, "orders", "0004_note")
+    h.migrate(alias, "catalog")
+    assert ["sent"] in live_indexes(alias, "catalog_note").values()  # not rebuilt yet
+    report = diagnose(alias)
+    assert report.find("untracked-constraint") == []
+    assert problems(alias) == []
+
+    h.migrate(alias)
+    report = diagnose(alias)
+    creates = report.snapshot.expected.effects[("catalog", "0005_note_sent")].creates
+    assert problems(alias) == []
+    assert report.find("untracked-constraint") == []
+    if connections[alias].vendor == "sqlite":
+        assert ["sent"] not in live_indexes(alias, "catalog_note").values()
+        assert sent not in creates
+        assert sent in report.snapshot.expected.unlisted
+        return
+    assert sent in creates
+    drop_index(alias, "catalog_note", ["sent"])
+    assert problems(alias) == [("missing-schema", "0005_note_sent")]
+    [finding] = diagnose(alias).find("missing-schema")
+    assert finding.evidence["missing"] == ["index (sent) on catalog_note"]

@@ -92,3 +92,28 @@ def test_a_wiped_history_comes_back_in_a_few_statements(
 
     Group.objects.using(fresh_db).create(name="after the repair")
     assert Group.objects.using(fresh_db).filter(name="after the repair").count() == 1
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_grouped_repair_shows_progress_on_a_terminal_only(fresh_db: str, monkeypatch) -> None:
+    wipe(fresh_db)
+    monkeypatch.setattr(render_repair, "GROUP_ABOVE", 1)
+    out, err = Terminal(), Terminal()
+    call_command("migration_doctor_fix", "--noinput", database=fresh_db, stdout=out, stderr=err)
+    assert "Repairing" in err.getvalue() and "step 1" in err.getvalue()
+    assert "Repairing" not in out.getvalue()  # the report itself is untouched
+    assert "  step 1: done" not in out.getvalue()  # grouped: no line per step
+    # Piped (the same repair again: nothing left to do) or JSON: nothing on stderr.
+    wipe(fresh_db)
+    piped = io.StringIO()
+    call_command("migration_doctor_fix", "--noinput", database=fresh_db, stdout=out, stderr=piped)
+    wipe(fresh_db)
+    call_command(
+        "migration_doctor_fix", "--noinput", "--format", "json", database=fresh_db,
+        stdout=Terminal(), stderr=piped,
+    )  # fmt: skip
+    assert piped.getvalue() == ""

@@ -31,7 +31,7 @@ from migration_doctor.ledger import LEDGER_TABLE, read_ledger
 from migration_doctor.repair import run as repair_run
 from migration_doctor.repair import run_repair
 from migration_doctor.repair.files import WriteMerge
-from migration_doctor.repair.plan import Context, RecordRows
+from migration_doctor.repair.plan import Context, CreateMissing, RecordRows
 from migration_doctor.repair.run import not_undoable
 
 from . import helpers as h
@@ -281,16 +281,17 @@ def test_a_step_that_writes_files_is_never_rolled_back(fresh_db: str) -> None:
     ctx = Context(report.snapshot)
     merge = WriteMerge("multiple-leaves", "catalog", None, "Write the merge migration", "")
     why = not_undoable(ctx, [merge])
-    if connections[fresh_db].features.can_rollback_ddl:
-        assert (
-            why
-            == "step 'Write the merge migration' writes source files, which no transaction undoes"
-        )
-    else:
-        assert why == "DDL could not be rolled back on mysql"
-    assert not_undoable(ctx, []) == (
-        "" if connections[fresh_db].features.can_rollback_ddl else why
+    assert (
+        why == "step 'Write the merge migration' writes source files, which no transaction undoes"
     )
+    assert not_undoable(ctx, []) == ""  # rows only: one transaction on MySQL too
+    column = CreateMissing("missing-schema", "catalog", "0003", "Re-create", "", "")
+    expected = (
+        ""
+        if connections[fresh_db].features.can_rollback_ddl
+        else ("DDL could not be rolled back on mysql")
+    )
+    assert not_undoable(ctx, [column]) == expected
 
 
 def test_a_failing_evidence_query_inside_the_repair_keeps_its_transaction(fresh_db: str) -> None:

@@ -120,6 +120,7 @@ class TenantProject:
     def __init__(self, root: Path, cfg: dict[str, object]) -> None:
         self.root = root
         cfg = {**cfg, "ENGINE": "django_tenants.postgresql_backend"}
+        self.cfg = cfg
         files = {
             "manage.py": manage_py("tenantsite.settings"),
             "tenantsite/__init__.py": "",
@@ -259,7 +260,8 @@ def test_refused_without_a_tenant_setup(option: list[str]) -> None:
     assert refused.value.returncode == 2
     assert str(refused.value) == (
         "--all-schemas and --schema need a schema-per-tenant PostgreSQL setup "
-        "(django-tenants): the settings have no TENANT_MODEL, SHARED_APPS, TENANT_APPS."
+        "(django-tenants or django-pgschemas): the settings have no TENANT_MODEL, SHARED_APPS, "
+        "TENANT_APPS (django-tenants) and no TENANTS (django-pgschemas)."
     )
 
 

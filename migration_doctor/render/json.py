@@ -19,15 +19,15 @@ def render_json(report: Report) -> str:
     return render_document(report.as_dict())
 
 
-def render_json_targets(
+def targets_document(
     reports: list[Report], errors: dict[str, str], fail_on: str, **extra: Any
-) -> str:
+) -> dict[str, Any]:
     """Several databases (or a tenant fleet's schemas) in one object: each target's report,
     the ones that could not be diagnosed, and the totals (a consumer never has to tell an
     array from an object). A schema names its target in `failed`; `extra` adds to summary."""
     targets: list[dict[str, object]] = [r.as_dict() for r in reports]
     targets += [{"version": 1, "database": alias, "error": why} for alias, why in errors.items()]
-    document = {
+    return {
         "version": 1,
         "targets": targets,
         "summary": {
@@ -40,4 +40,9 @@ def render_json_targets(
             **extra,
         },
     }
-    return render_document(document)
+
+
+def render_json_targets(
+    reports: list[Report], errors: dict[str, str], fail_on: str, **extra: Any
+) -> str:
+    return render_document(targets_document(reports, errors, fail_on, **extra))

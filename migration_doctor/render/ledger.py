@@ -10,16 +10,18 @@ from .json import render_document
 from .safe import shown
 
 
-def render_history_json(entries: list[LedgerRecord], alias: str) -> str:
-    return render_document(
-        {"version": 1, "database": alias, "repairs": [e.as_dict() for e in entries]}
-    )
+def render_history_json(entries: list[LedgerRecord], alias: str, schema: str | None = None) -> str:
+    where: dict[str, object] = {"database": alias}
+    if schema is not None:
+        where["schema"] = schema
+    return render_document({"version": 1, **where, "repairs": [e.as_dict() for e in entries]})
 
 
-def render_history(entries: list[LedgerRecord], alias: str) -> str:
+def render_history(entries: list[LedgerRecord], alias: str, schema: str | None = None) -> str:
+    where = f"database {alias!r}" + (f" (schema {shown(schema)})" if schema is not None else "")
     if not entries:
-        return f"No repairs recorded on database {alias!r}.\n"
-    lines = [f"{len(entries)} repair step(s) recorded on database {alias!r}:"]
+        return f"No repairs recorded on {where}.\n"
+    lines = [f"{len(entries)} repair step(s) recorded on {where}:"]
     for e in entries:
         rows = shown(", ".join(e.rows)) or "(no rows)"
         lines.append(

@@ -4,6 +4,8 @@ Titles, reasons and SQL name rows, tables and files: each is shown() (see render
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..repair.run import RepairResult
 from ..repair.steps import Step
 from .json import render_document
@@ -78,7 +80,7 @@ def render_plan(result: RepairResult, verbosity: int = 1) -> str:
         out.append("  (grouped by kind and app; every step with its reason and SQL: -v 2)")
     else:
         for i, step in enumerate(plan.steps, 1):
-            out.append(describe_step(i, step, step.sql(result.context), plan.vendor))
+            out.append(describe_step(i, step, result.context.sql_of(step), plan.vendor))
     if plan.skipped:
         out.append("Not repaired:")
         for finding, why in plan.skipped:
@@ -105,20 +107,22 @@ def render_outcome(result: RepairResult) -> str:
     return "\n".join(out) + ("\n" if out else "")
 
 
-def render_repair_json(result: RepairResult) -> str:
-    """`migration_doctor_fix --format json`: the plan, what was applied, and the diagnosis
-    after, in one document."""
+def repair_document(result: RepairResult) -> dict[str, Any]:
+    """The plan, what was applied, and the diagnosis after, in one document."""
     ctx = result.context
-    return render_document(
-        {
-            "version": 1,
-            "dry_run": result.dry_run,
-            "steps": [s.as_dict(ctx) for s in result.plan.steps],
-            "skipped": [{**f.as_dict(), "reason": why} for f, why in result.plan.skipped],
-            "refused": result.refused,
-            "backup": str(result.backup) if result.backup else None,
-            "applied": len(result.applied),
-            "after": result.after.as_dict() if result.after else None,
-            "problems": result.problems,
-        }
-    )
+    return {
+        "version": 1,
+        "dry_run": result.dry_run,
+        "steps": [s.as_dict(ctx) for s in result.plan.steps],
+        "skipped": [{**f.as_dict(), "reason": why} for f, why in result.plan.skipped],
+        "refused": result.refused,
+        "backup": str(result.backup) if result.backup else None,
+        "applied": len(result.applied),
+        "after": result.after.as_dict() if result.after else None,
+        "problems": result.problems,
+    }
+
+
+def render_repair_json(result: RepairResult) -> str:
+    """`migration_doctor_fix --format json`."""
+    return render_document(repair_document(result))

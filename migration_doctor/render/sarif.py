@@ -69,7 +69,8 @@ WHAT = {
     "in the database forbid (repeated values, or one default for every row): the next "
     "migrate stops on it.",
     "untracked-constraint": "A unique constraint in a model's table that no migration "
-    "accounts for: it rejects inserts the models allow.",
+    "accounts for: it rejects inserts the models allow (or, at info level, a plain index: "
+    "it slows writes).",
     "user-model-switched": "AUTH_USER_MODEL was switched to a custom model after the first "
     "migrate: Django raises InconsistentMigrationHistory, and the users are in the old table.",
     "squash-ready": "Every migration a squash replaces is recorded: the squash can be finalised.",

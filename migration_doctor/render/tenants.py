@@ -32,6 +32,7 @@ def render_fleet_text(
     database: str,
     public: str,
     queries: int,
+    library: str = "django-tenants",
     verbosity: int = 1,
     color: bool | None = None,
     width: int = 100,
@@ -45,7 +46,7 @@ def render_fleet_text(
     console = _console(buffer, color, width)
     head = (
         f"migration_doctor: database {database!r}, {_plural(len(reports), 'schema')} "
-        f"(django-tenants): {_plural(errors, 'error')}, {_plural(warnings, 'warning')}, "
+        f"({library}): {_plural(errors, 'error')}, {_plural(warnings, 'warning')}, "
         f"{_plural(infos, 'info')}; {queries} statements"
     )
     console.print(_headline(shown(head), findings), soft_wrap=True)

@@ -50,40 +50,49 @@ SERVER_TIMESTAMP = {
 }
 
 
-def default_path(alias: str) -> Path:
-    """Under the project's directory (BASE_DIR when the settings define it)."""
-    base = Path(getattr(settings, "BASE_DIR", None) or Path.cwd())
+def default_path(alias: str, schema: str | None = None, directory: Path | None = None) -> Path:
+    """Under the project's directory (BASE_DIR when the settings define it); a tenant
+    schema's backup carries the schema's name."""
+    base = Path(getattr(settings, "BASE_DIR", None) or Path.cwd()) / "migration_doctor_backups"
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return base / "migration_doctor_backups" / f"{alias}-{stamp}.json"
+    of = f"{alias}-{schema}" if schema is not None else alias
+    return (directory or base) / f"{of}-{stamp}.json"
 
 
 # -- which database ---------------------------------------------------------------------------
 
 
-def identity(connection: BaseDatabaseWrapper) -> dict[str, str]:
-    """The database behind an alias: its vendor and file, or its server and name."""
+def identity(connection: BaseDatabaseWrapper, schema: str | None = None) -> dict[str, str]:
+    """The database behind an alias: its vendor and file, or its server and name (and the
+    tenant schema, for a schema-per-tenant repair: each schema has its own rows)."""
     vendor = connection.vendor
     if vendor == "sqlite":
         path = sqlite_file(connection)
         return {"vendor": vendor, "name": str(path.resolve()) if path else ":memory:"}
     cfg = connection.settings_dict
-    return {
+    found = {
         "vendor": vendor,
         "name": str(cfg.get("NAME") or ""),
         "host": str(cfg.get("HOST") or "localhost"),
         "port": str(cfg.get("PORT") or DEFAULT_PORTS.get(vendor, "")),
     }
+    return found if schema is None else {**found, "schema": schema}
 
 
 def describe(ident: dict[str, Any]) -> str:
     vendor = VENDOR_NAMES.get(str(ident.get("vendor")), repr(ident.get("vendor")))
     if ident.get("vendor") == "sqlite":
         return f"{vendor} file {ident.get('name')}"
-    return f"{vendor} database {ident.get('name')!r} on {ident.get('host')}:{ident.get('port')}"
+    where = f"{ident.get('host')}:{ident.get('port')}"
+    of = f"schema {ident['schema']} of " if "schema" in ident else ""
+    return f"{vendor} {of}database {ident.get('name')!r} on {where}"
 
 
-def foreign(document: dict[str, Any], connection: BaseDatabaseWrapper) -> str | None:
-    """Why `document` is not known to be a backup of this database (None: it is)."""
+def foreign(
+    document: dict[str, Any], connection: BaseDatabaseWrapper, schema: str | None = None
+) -> str | None:
+    """Why `document` is not known to be a backup of this database, or of this tenant
+    `schema` (None: it is)."""
     there = document.get("identity")
     if not isinstance(there, dict):
         return (
@@ -91,17 +100,19 @@ def foreign(document: dict[str, Any], connection: BaseDatabaseWrapper) -> str | 
             f"{document.get('vendor')!r}, not which database it was taken from (format "
             f"version {document.get('version')})"
         )
-    if there != identity(connection) or document.get("vendor") != connection.vendor:
+    if there != identity(connection, schema) or document.get("vendor") != connection.vendor:
         claimed = {**there, "vendor": document.get("vendor")}  # the vendor its rows are for
         return f"belongs to database {document.get('database')!r}: {describe(claimed)}"
     return None
 
 
-def refusal(path: Path, why: str, connection: BaseDatabaseWrapper) -> DoctorError:
+def refusal(
+    path: Path, why: str, connection: BaseDatabaseWrapper, schema: str | None = None
+) -> DoctorError:
     return DoctorError(
         f"Backup file {path} {why}; this is database {connection.alias!r}: "
-        f"{describe(identity(connection))}. Nothing was restored; pass --restore-anywhere "
-        "to restore it here anyway."
+        f"{describe(identity(connection, schema))}. Nothing was restored; pass "
+        "--restore-anywhere to restore it here anyway."
     )
 
 
@@ -190,21 +201,24 @@ def _read_other(connection: BaseDatabaseWrapper, other: Sequence[RowSet]) -> lis
 
 
 def write_backup(
-    connection: BaseDatabaseWrapper, path: Path | None = None, other: Sequence[RowSet] = ()
+    connection: BaseDatabaseWrapper,
+    path: Path | None = None,
+    other: Sequence[RowSet] = (),
+    schema: str | None = None,
 ) -> Path:
     """Every row of django_migrations, before the first write of a repair, and the rows of
     other tables the repair changes (`other`: a content type and its permissions).
 
     Fails with one line (DoctorError) when the file cannot be written, a full disk or a
     read-only directory, and then nothing has changed yet."""
-    path = Path(path) if path else default_path(connection.alias)
+    path = Path(path) if path else default_path(connection.alias, schema)
     exists = _table_exists(connection)
     document: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "database": connection.alias,
         "vendor": connection.vendor,
-        "identity": identity(connection),
+        "identity": identity(connection, schema),
         "created": datetime.datetime.now(datetime.UTC).isoformat(),
         "table_existed": exists,
         "rows": [stored_row(r) for r in read_rows(connection, exists)],
@@ -384,15 +398,16 @@ class Restored:
     schema_steps: list[str] = field(default_factory=list)
     kinds: set[str] = field(default_factory=set)
 
-    def message(self, alias: str, safety: Path) -> str:
+    def message(self, alias: str, safety: Path, schema: str | None = None) -> str:
+        alias = repr(alias) if schema is None else f"{alias!r} (schema {schema})"
         if not self.other:  # a backup of django_migrations alone, as it always read
             return (
-                f"Restored {self.rows} rows into django_migrations on {alias!r} "
+                f"Restored {self.rows} rows into django_migrations on {alias} "
                 f"(the rows it replaced are in {safety})."
             )
         tables = ", ".join(f"{n} of {t}" for t, n in self.other)
         text = (
-            f"Restored {self.rows} rows into django_migrations and {tables} on {alias!r} "
+            f"Restored {self.rows} rows into django_migrations and {tables} on {alias} "
             f"(the rows it replaced are in {safety})."
         )
         if self.schema_steps:
@@ -421,15 +436,20 @@ def restored_summary(document: dict[str, Any], rows: int) -> Restored:
     )
 
 
-def restore(connection: BaseDatabaseWrapper, path: Path, anywhere: bool = False) -> Restored:
+def restore(
+    connection: BaseDatabaseWrapper,
+    path: Path,
+    anywhere: bool = False,
+    schema: str | None = None,
+) -> Restored:
     """Put django_migrations back exactly as recorded (ids, names, stored values), and the
     other rows a version 3 backup holds (by key: updated, or inserted if gone), atomically.
 
     `anywhere`: restore a backup of another database (or one that does not say which)."""
     document = read_backup(path)
-    why = foreign(document, connection)
+    why = foreign(document, connection, schema)
     if why and not anywhere:
-        raise refusal(path, why, connection)
+        raise refusal(path, why, connection, schema)
     values = [_values(r, document, connection) for r in document["rows"]]
     qn = connection.ops.quote_name
     table = qn(recorder_table())

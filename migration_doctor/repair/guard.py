@@ -125,6 +125,8 @@ class Replay:
     touched: set[str] = field(default_factory=set)
     # Names dropped or renamed away by an earlier statement: no longer the live table.
     gone: set[str] = field(default_factory=set)
+    # The statements after the one being replayed (lookahead, see filled_later).
+    later: list[str] = field(default_factory=list)
 
     def _key(self, name: str) -> str:
         return self.schema.key(name)
@@ -145,10 +147,20 @@ class Replay:
             self.problems.append(why)
 
     def run(self, statements: Iterable[str]) -> list[str]:
-        for sql in statements:
-            for statement in split_statements(sql):
-                self.statement(statement)
+        flat = [one for sql in statements for one in split_statements(sql)]
+        for i, statement in enumerate(flat):
+            self.later = flat[i + 1 :]
+            self.statement(statement)
         return self.problems
+
+    def filled_later(self, table: str, column: str) -> bool:
+        """Does a later statement of the step set every row's `column` (Django's UPDATE
+        after adding a column whose default the server cannot hold: TEXT on MySQL)?"""
+        update = re.compile(
+            rf"UPDATE\s+[`\"]?{re.escape(table)}[`\"]?\s+SET\s+[`\"]?{re.escape(column)}[`\"]?\s*=",
+            re.IGNORECASE,
+        )
+        return any(update.match(sql) for sql in self.later)
 
     def statement(self, sql: str) -> None:
         if m := _CREATE.match(sql):
@@ -226,7 +238,17 @@ class Replay:
                 return
             col = _column_def(m.group(5))
             column = self._key(_name(m, 2))
-            if col.not_null and not col.default and table.live and self.has_rows(name):
+            # MySQL's TEXT takes no DEFAULT: Django adds the column NOT NULL (the server
+            # fills the rows with '') and then sets them to the field's default, as
+            # `migrate` does. Without that UPDATE the values would be invented.
+            implicit = self.schema.vendor == "mysql" and self.filled_later(name, column)
+            if (
+                col.not_null
+                and not col.default
+                and not implicit
+                and table.live
+                and self.has_rows(name)
+            ):
                 self._refuse(
                     f"it would add NOT NULL column {name}.{column} without a default to a "
                     "table that holds rows"
@@ -312,7 +334,7 @@ def check_plan(ctx: Context, steps: Iterable[Step], allow_data_loss: bool) -> li
             if o[0] in ("table", "column")
         }
         before = len(replay.problems)
-        statements = step.sql(ctx)
+        statements = ctx.sql_of(step)
         unavailable = [s for s in statements if s.startswith("-- SQL not available")]
         if unavailable:
             problems.append(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 from shlex import quote
+from typing import Any
 
 from ..classify import live_has
 from ..diagnose import Report
@@ -279,6 +280,12 @@ def _plan_stale_record(p: PlanInput) -> tuple[list[Step], str]:
     finding, app, name = p.finding, p.finding.app, p.finding.migration
     ev = p.finding.evidence
     assert app is not None and name is not None
+    if ev.get("tables_left"):
+        return [], (
+            f"app {app!r} is not installed but its tables are still there "
+            f"({', '.join(ev['tables_left'][:3])}): the row stays for when it comes back; if "
+            "it is gone for good, drop its tables and then delete the row"
+        )
     # By id: on MySQL a name comparison ignores case and trailing spaces.
     return [
         DeleteRowIds(
@@ -353,6 +360,8 @@ def _plan_missing_schema(p: PlanInput) -> tuple[list[Step], str]:
     assert app is not None and name is not None
     effect = snapshot.expected.effects[(app, name)]
     missing = [o for o in effect.creates if describe(o) in set(ev["missing"])]
+    if ev.get("name_taken"):
+        return [], _name_taken_why(ev)
     forbidden = ev.get("forbidden_by_data")
     if forbidden:
         return [], (
@@ -372,12 +381,38 @@ def _plan_missing_schema(p: PlanInput) -> tuple[list[Step], str]:
     ], ""
 
 
+def _name_taken_why(ev: dict[str, Any]) -> str:
+    """An index in the way of a named one: which of the two is right is a decision."""
+    taken = ev["name_taken"][0]
+    return (
+        f"the name {taken['index']} is taken by an index on {taken['table']} "
+        f"({', '.join(taken['columns'])}): drop or rename it first (steps never drop anything)"
+    )
+
+
+def _conflicts_words(ev: dict[str, Any]) -> str:
+    """`t.c is integer NULL, not varchar(20) NOT NULL` for each of `type_conflicts`."""
+    return "; ".join(
+        f"{c['column']} is {c['actual']}, not {c['expected']}" for c in ev["type_conflicts"]
+    )
+
+
+def _type_conflicts_why(ev: dict[str, Any]) -> str:
+    """A present column of another type or NULL: recording the migration leaves it so."""
+    return (
+        f"{_conflicts_words(ev)}: recording it would leave the project broken; make the "
+        "column what the migration creates first (steps never change a column's type)"
+    )
+
+
 def _plan_table_exists(p: PlanInput) -> tuple[list[Step], str]:
     kind = p.finding.kind
     app, name = p.finding.app, p.finding.migration
     ev = p.finding.evidence
     snapshot = p.snapshot
     assert app is not None and name is not None
+    if ev.get("type_conflicts"):
+        return [], _type_conflicts_why(ev)
     effect = snapshot.expected.effects[(app, name)]
     flag = "--fake-initial" if effect.initial else "--fake"
     step = RecordRows(
@@ -411,6 +446,13 @@ def _plan_partially_applied(p: PlanInput) -> tuple[list[Step], str]:
     assert app is not None and name is not None
     key = (app, name)
     progress = _op_progress(snapshot, key)
+    if ev.get("name_taken"):
+        return [], _name_taken_why(ev)
+    if ev.get("type_conflicts"):
+        # Completing and recording it would keep the column as it is; rolling the present
+        # part back (when it holds no data) lets `migrate` create it as the migration says.
+        why = f"{_conflicts_words(ev)}: completing and recording it would leave them so"
+        return _roll_back(finding, snapshot, key, why, allow_data_loss)
     forbidden = ev.get("forbidden_by_data")
     if forbidden:
         first = forbidden[0]
@@ -482,6 +524,8 @@ def _plan_inconsistent_history(p: PlanInput) -> tuple[list[Step], str]:
     parent_label = str(ev["not_recorded"])
     papp, _, pname = parent_label.partition(".")
     parent = (papp, pname)
+    if ev.get("type_conflicts"):
+        return [], f"{parent_label}: {_type_conflicts_why(ev)}"
     if parent in recorded_parent:
         return [], ""  # one plan records a dependency once, for all its dependents
     recorded_parent.add(parent)

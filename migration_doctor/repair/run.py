@@ -8,7 +8,7 @@ one and the row changes in one transaction.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
@@ -30,6 +30,13 @@ from .steps import Context, RecordRows, RunOperations, Step
 
 # confirm(step) answers "yes", "no", "all" (this and every later step) or "quit".
 Confirm = Callable[[Step], str]
+# How the repair diagnoses its database (alias, app labels): diagnose(), or a tenant
+# schema's diagnosis (repair/fleet.py), which reads that schema as the fleet does.
+Diagnosis = Callable[[str, list[str]], Report]
+
+
+def _diagnose(diagnosis: Diagnosis | None, database: str, labels: list[str]) -> Report:
+    return (diagnosis or diagnose)(database, labels)  # looked up now: tests replace it
 
 
 @dataclass
@@ -164,7 +171,8 @@ def not_undoable(ctx: Context, steps: Iterable[Step]) -> str:
     """Why `steps` cannot run inside one transaction that is rolled back when they would
     introduce a finding ("" when they can).
 
-    - MySQL/MariaDB commit each DDL statement implicitly: there is nothing to roll back.
+    - MySQL/MariaDB commit each DDL statement implicitly: a plan with a schema step has
+      nothing to roll back (one that only changes rows is rolled back like anywhere else).
     - A step that writes source files (a merge migration, a finalised squash): no transaction
       undoes a file, and rows rolled back under changed files would contradict them. Such a
       repair runs as on MySQL, each schema step committed on its own.
@@ -172,7 +180,8 @@ def not_undoable(ctx: Context, steps: Iterable[Step]) -> str:
       a transaction) runs outside one, as `migrate` runs it.
     """
     connection = ctx.connection
-    if not connection.features.can_rollback_ddl:
+    steps = list(steps)
+    if not connection.features.can_rollback_ddl and any(s.writes_schema for s in steps):
         return f"DDL could not be rolled back on {connection.vendor}"
     for step in steps:
         if step.writes_files:
@@ -213,6 +222,14 @@ def _apply_rows(ctx: Context, rows: list[Step]) -> None:
             checkpoint(f"in-rows-{done}")
 
 
+def _ensure_tables(connection: Any, chosen: list[Step]) -> None:
+    ensure_table(connection)  # the first repair creates the ledger; diagnoses never do
+    if any(s.writes_rows for s in chosen):
+        # django_migrations dropped (a dump restored without it): re-created as Django's
+        # recorder does, before the row changes.
+        MigrationRecorder(connection).ensure_schema()
+
+
 def _run_committing(
     result: RepairResult,
     chosen: list[Step],
@@ -229,7 +246,9 @@ def _run_committing(
         MigrationRecorder(connection).ensure_schema()
     before = {row.key: row for row in ctx.snapshot.rows}
     for step in [s for s in chosen if not s.writes_rows]:
-        sql = step.sql(ctx)
+        sql = ctx.sql_of(step)
+        if on_step:
+            on_step(step, "running")
         with _locked_transaction(connection):
             step.apply(ctx)
         [done] = write_entries(connection, [_trace(ctx, step, sql, before, result.backup)])
@@ -240,7 +259,9 @@ def _run_committing(
         # The row changes and their ledger entries commit together or not at all.
         with transaction.atomic(using=connection.alias):
             lock_in_transaction(connection)
-            entries = [_trace(ctx, step, step.sql(ctx), before, result.backup) for step in rows]
+            entries = [_trace(ctx, step, ctx.sql_of(step), before, result.backup) for step in rows]
+            if on_step:
+                on_step(rows[0], "running")
             _apply_rows(ctx, rows)
             written = write_entries(connection, entries)
         for step, done in zip(rows, written, strict=True):
@@ -253,6 +274,7 @@ def _run_undoable(
     chosen: list[Step],
     labels: list[str],
     on_step: Callable[[Step, str], None] | None,
+    diagnosis: Diagnosis | None = None,
 ) -> bool:
     """Every chosen step, the ledger and the diagnosis after them in ONE transaction,
     committed only when that diagnosis finds nothing the steps introduced; otherwise rolled
@@ -260,31 +282,41 @@ def _run_undoable(
 
     SQLite's schema editor refuses to start inside a transaction while foreign key checks
     are on, and they cannot be turned off inside one: off before it (as Django's own
-    callers do), every key checked before the commit, back on afterwards."""
+    callers do), every key checked before the commit, back on afterwards. On MySQL/MariaDB
+    (rows only: see not_undoable) the ledger and django_migrations tables are created before
+    the transaction, since a CREATE TABLE would commit it."""
     ctx = result.context
     connection = ctx.connection
     assert result.before is not None
     before = {row.key: row for row in ctx.snapshot.rows}
     done: list[tuple[Step, dict[str, Any]]] = []
-    with connection.constraint_checks_disabled(), transaction.atomic(using=connection.alias):
+    tables_first = not connection.features.can_rollback_ddl
+    if tables_first:
+        _ensure_tables(connection, chosen)
+    sqlite = connection.vendor == "sqlite"
+    checks_off = connection.constraint_checks_disabled() if sqlite else nullcontext()
+    with checks_off, transaction.atomic(using=connection.alias):
         lock_in_transaction(connection)
-        ensure_table(connection)  # rolled back with the rest: a first repair leaves no table
-        if any(s.writes_rows for s in chosen):
-            MigrationRecorder(connection).ensure_schema()
+        if not tables_first:  # rolled back with the rest: a first repair leaves no table
+            _ensure_tables(connection, chosen)
         schema = [s for s in chosen if not s.writes_rows]
         rows = [s for s in chosen if s.writes_rows]
         entries = []
         for n, step in enumerate(schema, 1):
-            entries.append(_trace(ctx, step, step.sql(ctx), before, result.backup))
+            entries.append(_trace(ctx, step, ctx.sql_of(step), before, result.backup))
+            if on_step:
+                on_step(step, "running")
             step.apply(ctx)
             checkpoint(f"after-step-{n}")
-        entries += [_trace(ctx, step, step.sql(ctx), before, result.backup) for step in rows]
+        entries += [_trace(ctx, step, ctx.sql_of(step), before, result.backup) for step in rows]
+        if on_step and rows:
+            on_step(rows[0], "running")
         _apply_rows(ctx, rows)
         done = list(zip(schema + rows, write_entries(connection, entries), strict=True))
         # Read through this connection: the diagnosis sees the uncommitted repair and
         # writes nothing (its read-only transaction is skipped inside this one).
         try:
-            result.after = diagnose(database, labels)
+            result.after = _diagnose(diagnosis, database, labels)
         except (DoctorError, DatabaseError) as exc:
             transaction.set_rollback(True, using=connection.alias)
             result.rolled_back = [s for s, _ in done]
@@ -300,7 +332,8 @@ def _run_undoable(
             transaction.set_rollback(True, using=connection.alias)
             result.rolled_back = [s for s, _ in done]
             return True
-        connection.check_constraints()  # SQLite: keys were not checked while off
+        if sqlite:
+            connection.check_constraints()  # keys were not checked while off
     for step, written in done:
         _step_done(result, step, written, on_step)
     return False
@@ -337,6 +370,8 @@ def run_repair(
     on_plan: Callable[[RepairResult], None] | None = None,
     on_step: Callable[[Step, str], None] | None = None,
     on_backup: Callable[[Path], None] | None = None,
+    schema: str | None = None,
+    diagnosis: Diagnosis | None = None,
 ) -> RepairResult:
     """Diagnose under the lock, plan, back up, apply, diagnose again.
 
@@ -344,10 +379,15 @@ def run_repair(
     the diagnosis after them run in one transaction that is rolled back if that diagnosis
     finds anything they introduced (`not_undoable` says when it cannot be); elsewhere each
     schema step commits, and what was introduced is reported beside what was done.
+
+    `schema` names the tenant schema the connection is on (repair/fleet.py): its own lock,
+    and a backup that says so; `diagnosis` reads that schema. `on_step(step, state)` hears
+    "running" before a schema step (and before the row changes, with their first step) and
+    "done" once it holds (for the one transaction: after its commit).
     """
     labels = list(app_labels)
     if dry_run:
-        report = diagnose(database, labels)
+        report = _diagnose(diagnosis, database, labels)
         assert report.snapshot is not None
         _refuse_missing_file(report.snapshot.missing_file)
         plan = build_plan(report, only, allow_data_loss)
@@ -362,8 +402,8 @@ def run_repair(
     connection = get_connection(database, missing_ok=True)
     _refuse_missing_file(missing_sqlite_file(connection))
     why_not = ""
-    with repair_lock(connection, lock_timeout) as lock:
-        report = diagnose(database, labels)
+    with repair_lock(connection, lock_timeout, schema) as lock:
+        report = _diagnose(diagnosis, database, labels)
         assert report.snapshot is not None
         plan = build_plan(report, only, allow_data_loss)
         plan.steps = _order(plan.steps)
@@ -380,8 +420,8 @@ def run_repair(
             other = [rows for s in chosen for rows in s.backed_up(result.context)]
             # Without other rows, called as always (the reliability tests wrap this call).
             result.backup = (
-                write_backup(connection, backup_path, other)
-                if other
+                write_backup(connection, backup_path, other, schema=schema)
+                if other or schema is not None
                 else write_backup(connection, backup_path)
             )
             if on_backup:
@@ -391,11 +431,11 @@ def run_repair(
             try:
                 if why_not:
                     _run_committing(result, chosen, on_step)
-                elif _run_undoable(result, database, chosen, labels, on_step):
+                elif _run_undoable(result, database, chosen, labels, on_step, diagnosis):
                     if not result.introduced:
                         return result  # the diagnosis after failed: exit 2, said why
                     result.problems.append(_rolled_back_line(result))
-                    return _after_rollback(result, database, labels)
+                    return _after_rollback(result, database, labels, diagnosis)
             except DatabaseError as exc:
                 # A user that may only read, a full disk, a lost server: one clear line.
                 if why_not:
@@ -417,14 +457,16 @@ def run_repair(
                 raise
             _mirror(result)
     if result.after is None or why_not:
-        _diagnose_after(result, database, labels, why_not)
+        _diagnose_after(result, database, labels, why_not, diagnosis)
     return result
 
 
-def _after_rollback(result: RepairResult, database: str, labels: list[str]) -> RepairResult:
+def _after_rollback(
+    result: RepairResult, database: str, labels: list[str], diagnosis: Diagnosis | None
+) -> RepairResult:
     """The database as the rollback left it (as before): what the output shows after."""
     try:
-        result.after = diagnose(database, labels)
+        result.after = _diagnose(diagnosis, database, labels)
     except (DoctorError, DatabaseError) as exc:
         result.after = None
         result.problems.append(
@@ -434,11 +476,17 @@ def _after_rollback(result: RepairResult, database: str, labels: list[str]) -> R
     return result
 
 
-def _diagnose_after(result: RepairResult, database: str, labels: list[str], why: str) -> None:
+def _diagnose_after(
+    result: RepairResult,
+    database: str,
+    labels: list[str],
+    why: str,
+    diagnosis: Diagnosis | None = None,
+) -> None:
     """After a repair that committed step by step: what it introduced is reported beside
     what was done (nothing can be undone any more)."""
     try:
-        result.after = diagnose(database, labels)
+        result.after = _diagnose(diagnosis, database, labels)
     except (DoctorError, DatabaseError) as exc:
         result.problems.append(
             f"The diagnosis after the repair failed ({first_line(exc)}); run migration_doctor "

@@ -32,6 +32,15 @@ class Context:
         self.connection: BaseDatabaseWrapper = snapshot.connection
         self.loader = snapshot.graph.loader
         self._states: dict[tuple[Key, ...], ProjectState] = {}
+        self._sql: dict[int, list[str]] = {}
+
+    def sql_of(self, step: Step) -> list[str]:
+        """The step's SQL as the plan was made: computed once, so the plan printed, the
+        ledger and a tenant schema's report (rendered after the connection left that
+        schema) all show the same statements."""
+        if id(step) not in self._sql:
+            self._sql[id(step)] = step.sql(self)
+        return self._sql[id(step)]
 
     def state_before(self, key: Key) -> ProjectState:
         parents = tuple(sorted(p.key for p in self.loader.graph.node_map[key].parents))
@@ -110,7 +119,7 @@ class Step:
             "title": self.title,
             "reason": self.reason,
             "proven": self.proven,
-            "sql": self.sql(ctx),
+            "sql": ctx.sql_of(self),
             "django": self.equivalent,
         }
 
@@ -225,7 +234,12 @@ def add_missing(
             if column and not fld.many_to_many:
                 columns[(table, column)] = (mkey, name)
     rendered = state.apps
-    by_table = {m._meta.db_table: m for m in rendered.get_models(include_auto_created=True)}
+    # A proxy shares its concrete model's table but defines none of it: never the owner.
+    by_table = {
+        m._meta.db_table: m
+        for m in rendered.get_models(include_auto_created=True)
+        if not m._meta.proxy
+    }
     for obj in objects:
         if obj[0] != "table":
             continue
@@ -348,15 +362,23 @@ class RunOperations(SchemaStep):
             for i, op in enumerate(migration.operations):
                 new_state = state.clone()
                 op.state_forwards(app, new_state)
-                if i in self.indexes or i in self.complete:
+                if collect and i in self.indexes and not op.reduces_to_sql:
+                    # As sqlmigrate does: Python (RunPython) is described, never run, when
+                    # only the SQL is wanted (a dry run, the plan printed, the guard).
+                    assert shared_editor is not None
+                    shared_editor.collected_sql.append(
+                        f"-- {op.describe()}: runs Python, not shown as SQL"
+                    )
+                elif i in self.indexes or i in self.complete:
                     with _editor(connection, shared_editor) as editor:
                         if i in self.indexes:
                             op.database_forwards(app, editor, state, new_state)
                         else:
                             add_missing(editor, new_state, self.complete[i], connection)
                 state = new_state
-            if collect and shared_editor is not None:
-                collected = list(shared_editor.collected_sql)
+        if collect and shared_editor is not None:
+            # After the editor closed: its deferred statements are collected then.
+            collected = list(shared_editor.collected_sql)
         return collected
 
 
@@ -462,7 +484,9 @@ class CreateMissing(SchemaStep):
             collect_sql=collect, atomic=connection.features.can_rollback_ddl
         ) as editor:
             add_missing(editor, ctx.applied_state(), self.objects, connection)
-            return list(editor.collected_sql) if collect else []
+        # Read after the editor closed: its deferred statements (a new table's foreign keys
+        # and indexes) are collected then, and they run too.
+        return list(editor.collected_sql) if collect else []
 
 
 @dataclass

@@ -145,7 +145,7 @@ class AddUserObjects(SchemaStep):
             collect_sql=collect, atomic=connection.features.can_rollback_ddl
         ) as editor:
             add_missing(editor, state, self.objects, connection)
-            return list(editor.collected_sql) if collect else []
+        return list(editor.collected_sql) if collect else []  # deferred statements too
 
 
 @dataclass

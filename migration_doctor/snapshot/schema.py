@@ -115,8 +115,8 @@ class LiveSchema:
         return self.column(table, column) is not None
 
     def has_object(self, obj: tuple[str, ...]) -> bool:
-        """("table", t) / ("column", t, c) / ("constraint", t, name) / ("unique", t, *columns)
-        / ("index", t, *columns), as expected.py names them."""
+        """("table", t) / ("column", t, c) / ("constraint", t, name[, *columns]) /
+        ("unique", t, *columns) / ("index", t, *columns), as expected.py names them."""
         if obj[0] == "table":
             return self.has_table(obj[1])
         if obj[0] == "column":
@@ -125,7 +125,39 @@ class LiveSchema:
             return self.has_unique(obj[1], obj[2:])
         if obj[0] == "index":
             return self.index_on(obj[1], obj[2:]) is not None
+        if len(obj) > 3:  # a named index on these columns, in this order
+            index = self.index_named(obj[1], obj[2])
+            return index is not None and self._folded_columns(index.columns) == (
+                self._folded_columns(obj[3:])
+            )
         return self.has_constraint(obj[1], obj[2])
+
+    def _folded_columns(self, columns: tuple[str, ...]) -> list[str]:
+        return [self.key(c).lower() for c in columns]
+
+    def index_named(self, table: str, name: str) -> Index | None:
+        """The index of that name on `table`, whatever its columns."""
+        tbl = self.table(table)
+        if tbl is None:
+            return None
+        wanted = self.key(name)
+        if not self.case_insensitive:
+            return tbl.indexes.get(wanted)
+        return next((i for n, i in tbl.indexes.items() if n.lower() == wanted), None)
+
+    def name_holder(self, table: str, name: str) -> tuple[str, Index] | None:
+        """(table, index) holding an index name `table` would get: the table's own, or on
+        PostgreSQL and SQLite, whose index names are unique in the schema, any table's."""
+        index = self.index_named(table, name)
+        if index is not None:
+            return table, index
+        if self.vendor not in ("postgresql", "sqlite"):
+            return None
+        for other in sorted(self.tables):
+            index = self.index_named(other, name)
+            if index is not None:
+                return other, index
+        return None
 
     def has_unique(self, table: str, columns: tuple[str, ...]) -> bool:
         """A unique index or constraint (the primary key too) on exactly these columns."""
@@ -147,14 +179,12 @@ class LiveSchema:
         tbl = self.table(table)
         if tbl is None:
             return None
-        wanted = [self.key(c).lower() for c in columns]
+        wanted = self._folded_columns(columns)
         return next(
             (
                 index
                 for index in sorted(tbl.indexes.values(), key=lambda i: i.name)
-                if index.valid
-                and index.plain
-                and [self.key(c).lower() for c in index.columns] == wanted
+                if index.valid and index.plain and self._folded_columns(index.columns) == wanted
             ),
             None,
         )

@@ -164,14 +164,15 @@ class Command(DoctorCommand):
             "--all-schemas",
             action="store_true",
             help="Diagnose the public schema and every tenant schema, each against the apps "
-            "that belong there. Needs a schema-per-tenant PostgreSQL setup (django-tenants).",
+            "that belong there. Needs a schema-per-tenant PostgreSQL setup (django-tenants "
+            "or django-pgschemas).",
         )
         modes.add_argument(
             "--schema",
             action="append",
             metavar="NAME",
-            help="Diagnose this PostgreSQL schema of a schema-per-tenant setup (django-tenants); "
-            "repeat for several.",
+            help="Diagnose this PostgreSQL schema of a schema-per-tenant setup (django-tenants "
+            "or django-pgschemas); repeat for several.",
         )
         add_legacy_arguments(parser, modes)
 
@@ -280,13 +281,15 @@ class Command(DoctorCommand):
         watch = options["import_watch"]
         import_watch = ImportWatch(timeout=options["import_timeout"]).start() if watch else None
         try:
-            fleet, reports = diagnose_schemas(
-                options["schema"] or [],
-                options["app_label"],
-                baseline=Path(options["baseline"]) if options["baseline"] else None,
-                deploy=options["deploy"],
-                import_watch=import_watch,
-            )
+            with self.progress(options["format"] == "text", "Diagnosing schemas") as progress:
+                fleet, reports = diagnose_schemas(
+                    options["schema"] or [],
+                    options["app_label"],
+                    baseline=Path(options["baseline"]) if options["baseline"] else None,
+                    deploy=options["deploy"],
+                    import_watch=import_watch,
+                    on_schema_done=progress.advance,
+                )
         finally:
             if import_watch is not None:
                 import_watch.close()
@@ -302,6 +305,7 @@ class Command(DoctorCommand):
                 database=setup.alias,
                 public=setup.public,
                 queries=fleet_queries(fleet, reports),
+                library=setup.library,
                 verbosity=options["verbosity"],
                 color=self.color(options),
             )
@@ -319,7 +323,10 @@ class Command(DoctorCommand):
         return 1 if result.differs else 0
 
     def write_baseline(self, options: dict[str, Any]) -> int:
-        path = Path(options["write_baseline"] or (base_dir() / "migration_doctor_baseline.json"))
+        given = options["write_baseline"]
+        if given.endswith(("/", "\\")):  # a directory meant: Path() would drop the slash
+            raise DoctorError(f"Cannot write the baseline to {given}: it is a directory.")
+        path = Path(given or (base_dir() / "migration_doctor_baseline.json"))
         report = diagnose(options["database"], options["app_label"])
         count = write_baseline(path, report.findings)
         self.stdout.write(

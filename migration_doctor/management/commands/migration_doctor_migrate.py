@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandParser
 
 from migration_doctor.command import DoctorCommand, add_database, add_lock_timeout
+from migration_doctor.diagnose import check_app_labels
 from migration_doctor.errors import DoctorError
 from migration_doctor.repair.lock import repair_lock
 from migration_doctor.snapshot import get_connection
@@ -35,6 +36,8 @@ class Command(DoctorCommand):
             if len(label) > 1:
                 raise DoctorError("--migrate takes at most one app label, as migrate does.")
             label = label[0] if label else None
+        if label:
+            check_app_labels([label])  # bad input: one line and status 2, before the lock
         with repair_lock(connection, options["lock_timeout"]) as lock:
             self.stdout.write(f"Holding the {lock} while migrate runs.")
             call_command(

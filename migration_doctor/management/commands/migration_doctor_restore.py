@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandParser
+from django.db import DEFAULT_DB_ALIAS
 
 from migration_doctor.command import (
     DoctorCommand,
@@ -15,6 +16,7 @@ from migration_doctor.command import (
     add_noinput,
     ask,
 )
+from migration_doctor.errors import DoctorError
 from migration_doctor.render.safe import shown
 from migration_doctor.repair.backup import (
     foreign,
@@ -26,6 +28,7 @@ from migration_doctor.repair.backup import (
 )
 from migration_doctor.repair.lock import repair_lock
 from migration_doctor.snapshot import get_connection
+from migration_doctor.tenants import check_schema, detect, on_schema
 
 
 class Command(DoctorCommand):
@@ -40,6 +43,12 @@ class Command(DoctorCommand):
         add_noinput(parser)
         add_lock_timeout(parser)
         parser.add_argument(
+            "--schema",
+            metavar="NAME",
+            help="Restore into this schema of a schema-per-tenant setup (django-tenants): "
+            "the backups of migration_doctor_fix --all-schemas are one per schema.",
+        )
+        parser.add_argument(
             "--restore-anywhere",
             action="store_true",
             help="Restore a backup taken from another database (another vendor, SQLite "
@@ -49,10 +58,29 @@ class Command(DoctorCommand):
     def run(self, options: dict[str, Any]) -> int:
         path = Path(options["path"])
         document = read_backup(path)  # refuses a missing, truncated or edited file first
-        connection = get_connection(options["database"])
-        why = foreign(document, connection)  # another database's backup, before any question
+        if options["schema"] is None:
+            return self.into(path, document, get_connection(options["database"]), None, options)
+        setup = detect()
+        if options["database"] != DEFAULT_DB_ALIAS:
+            raise DoctorError("--schema reads TENANT_DB_ALIAS: --database does not apply.")
+        name = options["schema"]
+        connection = get_connection(setup.alias)
+        check_schema(setup, name)
+        with on_schema(connection, name):
+            schema = None if name == setup.public else name
+            return self.into(path, document, connection, schema, options)
+
+    def into(
+        self,
+        path: Path,
+        document: dict[str, Any],
+        connection: Any,
+        schema: str | None,
+        options: dict[str, Any],
+    ) -> int:
+        why = foreign(document, connection, schema)  # another database's backup, first
         if why and not options["restore_anywhere"]:
-            raise refusal(path, why, connection)
+            raise refusal(path, why, connection, schema)
         other = other_row_sets(document)
         if options["interactive"]:
             also = "".join(f" and {len(k)} of {shown(t)}" for t, _, k in other)
@@ -63,8 +91,10 @@ class Command(DoctorCommand):
             if answer.strip().lower()[:1] != "y":
                 self.stdout.write("Nothing restored.")
                 return 0
-        with repair_lock(connection, options["lock_timeout"]):
-            safety = write_backup(connection, None, other=other)
-            restored = restore(connection, path, anywhere=options["restore_anywhere"])
-        self.stdout.write(shown(restored.message(connection.alias, safety)))
+        with repair_lock(connection, options["lock_timeout"], schema):
+            safety = write_backup(connection, None, other=other, schema=schema)
+            restored = restore(
+                connection, path, anywhere=options["restore_anywhere"], schema=schema
+            )
+        self.stdout.write(shown(restored.message(connection.alias, safety, schema)))
         return 0
