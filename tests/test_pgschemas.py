@@ -12,10 +12,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import os
 import shlex
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -102,7 +99,9 @@ for name in sys.argv[1:]:
 
 
 class PgSchemasProject(TenantProject):
-    """tests/test_tenants.py's project helpers (manage, sql, doctor) on other files."""
+    """tests/test_tenants.py's project helpers (run, manage, sql, doctor) on other files."""
+
+    settings_module = "pgsite.settings"
 
     def __init__(self, root: Path, cfg: dict[str, object]) -> None:
         self.root = root
@@ -131,17 +130,6 @@ class PgSchemasProject(TenantProject):
             path = root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(textwrap.dedent(text))
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "pgsite.settings"}
-        env.pop("PYTHONPATH", None)
-        done = subprocess.run(
-            [sys.executable, *args], cwd=self.root, env=env, capture_output=True, text=True,
-            timeout=300,
-        )  # fmt: skip
-        if check:
-            assert done.returncode == 0, done.stdout + done.stderr
-        return done
 
     def fix(self, command: str) -> None:
         """Run a fix command as printed ("python manage.py ...")."""

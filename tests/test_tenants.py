@@ -117,6 +117,8 @@ print(len(seen), len(reads), len(reports), sum(bool(r.findings) for r in reports
 
 
 class TenantProject:
+    settings_module = "tenantsite.settings"
+
     def __init__(self, root: Path, cfg: dict[str, object]) -> None:
         self.root = root
         cfg = {**cfg, "ENGINE": "django_tenants.postgresql_backend"}
@@ -142,7 +144,7 @@ class TenantProject:
             path.write_text(textwrap.dedent(text))
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tenantsite.settings"}
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": self.settings_module}
         env.pop("PYTHONPATH", None)
         done = subprocess.run(
             [sys.executable, *args], cwd=self.root, env=env, capture_output=True, text=True,

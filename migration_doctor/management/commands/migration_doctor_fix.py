@@ -60,6 +60,17 @@ def repair_kinds(only: str | None) -> set[str] | None:
     return kinds
 
 
+def choices(options: dict[str, Any], only: set[str] | None, confirm: Any) -> dict[str, Any]:
+    """What the user chose, the same for one database and for a fleet."""
+    return {
+        "only": only,
+        "dry_run": options["dry_run"],
+        "confirm": confirm,
+        "lock_timeout": options["lock_timeout"],
+        "allow_data_loss": options["allow_data_loss"],
+    }
+
+
 def exit_status(result: RepairResult, fail_on: str) -> int:
     if result.refused:
         return 1
@@ -187,15 +198,11 @@ class Command(DoctorCommand):
             result = run_repair(
                 options["database"],
                 options["app_label"],
-                only=only,
-                dry_run=options["dry_run"],
-                confirm=confirm if interactive else None,
                 backup_path=Path(options["backup"]) if options["backup"] else None,
-                lock_timeout=options["lock_timeout"],
-                allow_data_loss=options["allow_data_loss"],
                 on_plan=on_plan,
                 on_step=on_step,
                 on_backup=on_backup,
+                **choices(options, only, confirm if interactive else None),
             )
         self.report(result, options)
         return exit_status(result, options["fail_on"])
@@ -229,12 +236,8 @@ class Command(DoctorCommand):
             fleet = repair_fleet(
                 options["schema"] or [],
                 options["app_label"],
-                only=only,
-                dry_run=options["dry_run"],
-                confirm=confirm if interactive else None,
                 backup_dir=Path(options["backup"]) if options["backup"] else None,
-                lock_timeout=options["lock_timeout"],
-                allow_data_loss=options["allow_data_loss"],
+                **choices(options, only, confirm if interactive else None),
                 on_target=on_target,
                 on_plan=on_plan,
                 on_step=None,
