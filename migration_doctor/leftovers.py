@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import partial
 from shlex import quote
+from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations import operations as ops
@@ -216,6 +217,22 @@ def _named_unique_columns(snapshot: Snapshot) -> set[tuple[str, tuple[str, ...]]
     return out
 
 
+def _generated_single(snapshot: Snapshot, table: str, index: Index, model: Any) -> bool:
+    """MySQL: a ForeignKey column's one-column index under the name Django generates for
+    it. Whether Django made one there depended on the table's storage engine and on
+    db_constraint when that migration ran (a ForeignKey(db_constraint=False) gets one,
+    wagtail's log entries): not something the plan can tell afterwards."""
+    if len(index.columns) != 1:
+        return False
+    ms = snapshot.expected.state.models.get(model)
+    fields = ms.fields.items() if ms is not None else ()
+    column = index.columns[0].lower()
+    if not any(f.is_relation and (column_of(n, f) or "").lower() == column for n, f in fields):
+        return False
+    editor: Any = snapshot.connection.schema_editor(collect_sql=True)  # never entered
+    return bool(index.name == editor._create_index_name(table, list(index.columns), suffix=""))
+
+
 def untracked_indexes(snapshot: Snapshot) -> list[Finding]:
     """Plain (non-unique) indexes no migration makes: a branch's `db_index` left behind by
     the switch, a hand-run CREATE INDEX. Information only: an extra index never rejects a
@@ -277,6 +294,10 @@ def untracked_indexes(snapshot: Snapshot) -> list[Finding]:
                 or (folded, key(index.name).lower()) in by_name
                 or key(index.name).lower() in run_sql
                 or (vendor == "mysql" and columns in foreign_keys)
+                or (
+                    vendor == "mysql"
+                    and _generated_single(snapshot, table_name, index, (app, model.lower()))
+                )
                 or (vendor == "postgresql" and _like_twin(index, indexes))
                 or _spatial(index, table)
             ):

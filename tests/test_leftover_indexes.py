@@ -313,3 +313,25 @@ def test_an_index_a_package_renamed_by_rewriting_its_migration(fresh_db, migrati
     h.migrate(alias)
     assert "catalog_prod_price_idx" in live_index_names(alias, "catalog_product")
     assert leftovers(alias) == []
+
+
+UNCONSTRAINED_FK = migration_source(
+    [("catalog", "0003_product_sku_stock")],
+    "        migrations.AddField(\n"
+    "            'product', 'origin', models.ForeignKey(\n"
+    "                'catalog.category', models.DO_NOTHING, db_constraint=False, null=True,\n"
+    "                related_name='+',\n"
+    "            ),\n"
+    "        ),\n",
+)
+
+
+def test_the_index_of_a_foreign_key_without_constraint_is_not_a_leftover(
+    fresh_db, migration_package
+):
+    """MySQL: Django indexes a ForeignKey(db_constraint=False) itself (no constraint makes
+    InnoDB do it), as wagtail's log entries have; whether it did depended on the engine and
+    db_constraint when the migration ran, so such an index is never called untracked."""
+    migration_package("catalog", catalog_with(**{"0004_origin": UNCONSTRAINED_FK}))
+    h.migrate(fresh_db, "catalog")
+    assert diagnose(fresh_db).find("untracked-constraint") == []
