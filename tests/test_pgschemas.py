@@ -22,7 +22,15 @@ from django.test import override_settings
 
 from .conftest import BACKEND, _server_config, scratch_database
 from .projects import initial_migration, manage_py
-from .test_tenants import COUNT, HEALTHY, SHOP_0001, SHOP_0002, SHOP_MODELS, TenantProject
+from .test_tenants import (
+    COUNT,
+    HEALTHY,
+    SHOP_0001,
+    SHOP_0002,
+    SHOP_MODELS,
+    TenantProject,
+    break_fleet,
+)
 
 # Looked up, not imported: importing django_pgschemas connects a pre_delete receiver that
 # reads settings.TENANTS on every delete of this test process.
@@ -131,6 +139,9 @@ class PgSchemasProject(TenantProject):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(textwrap.dedent(text))
 
+    def roll_back(self, schema: str, app: str, target: str) -> None:
+        self.manage("migrateschema", app, target, "--schema", schema, "-v", "0")
+
     def fix(self, command: str) -> None:
         """Run a fix command as printed ("python manage.py ...")."""
         words = shlex.split(command, comments=True)
@@ -149,16 +160,7 @@ def project(tmp_path: Path) -> PgSchemasProject:
 
 @pytest.fixture
 def broken(project: PgSchemasProject) -> PgSchemasProject:
-    project.run("tenants.py", *HEALTHY, "acme", "globex", "ghost", "lost")
-    # acme: the row of shop.0002 deleted, its column still there.
-    project.sql(
-        "DELETE FROM acme.django_migrations WHERE app = 'shop' AND name = '0002_item_note'"
-    )
-    # globex: shop.0002 rolled back the way django-pgschemas does it.
-    project.manage("migrateschema", "shop", "0001", "--schema", "globex", "-v", "0")
-    project.sql("DELETE FROM public.customers_client WHERE schema_name = 'ghost'")
-    project.sql("DROP SCHEMA lost CASCADE")
-    return project
+    return break_fleet(project)
 
 
 def findings_of(document: dict) -> set[tuple[str, str, str | None, str | None]]:

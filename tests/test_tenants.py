@@ -154,6 +154,9 @@ class TenantProject:
             assert done.returncode == 0, done.stdout + done.stderr
         return done
 
+    def roll_back(self, schema: str, app: str, target: str) -> None:
+        self.manage("migrate_schemas", "--schema", schema, app, target, "-v", "0")
+
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.run("manage.py", *args, check=check)
 
@@ -176,18 +179,22 @@ def project(tmp_path: Path) -> TenantProject:
 HEALTHY = ["t1", "t2", "t3"]
 
 
-@pytest.fixture
-def broken(project: TenantProject) -> TenantProject:
+def break_fleet(project: TenantProject) -> TenantProject:
     project.run("tenants.py", *HEALTHY, "acme", "globex", "ghost", "lost")
     # acme: the row of shop.0002 deleted, its column still there.
     project.sql(
         "DELETE FROM acme.django_migrations WHERE app = 'shop' AND name = '0002_item_note'"
     )
-    # globex: shop.0002 rolled back the way django-tenants does it.
-    project.manage("migrate_schemas", "--schema", "globex", "shop", "0001", "-v", "0")
+    # globex: shop.0002 rolled back the way the library does it.
+    project.roll_back("globex", "shop", "0001")
     project.sql("DELETE FROM public.customers_client WHERE schema_name = 'ghost'")
     project.sql("DROP SCHEMA lost CASCADE")
     return project
+
+
+@pytest.fixture
+def broken(project: TenantProject) -> TenantProject:
+    return break_fleet(project)
 
 
 @needs_tenants
