@@ -226,7 +226,8 @@ def _ensure_tables(connection: Any, chosen: list[Step]) -> None:
     ensure_table(connection)  # the first repair creates the ledger; diagnoses never do
     if any(s.writes_rows for s in chosen):
         # django_migrations dropped (a dump restored without it): re-created as Django's
-        # recorder does, before the row changes.
+        # recorder does, before the row changes (outside their transaction where MySQL
+        # would commit it).
         MigrationRecorder(connection).ensure_schema()
 
 
@@ -239,11 +240,7 @@ def _run_committing(
     where DDL cannot be rolled back, an interruption leaves whole steps behind."""
     ctx = result.context
     connection = ctx.connection
-    ensure_table(connection)  # the first repair creates the ledger; diagnoses never do
-    if any(s.writes_rows for s in chosen):
-        # django_migrations dropped (a dump restored without it): re-created as Django's
-        # recorder does, before and outside the row transaction (MySQL commits DDL).
-        MigrationRecorder(connection).ensure_schema()
+    _ensure_tables(connection, chosen)  # before and outside the row transaction
     before = {row.key: row for row in ctx.snapshot.rows}
     for step in [s for s in chosen if not s.writes_rows]:
         sql = ctx.sql_of(step)
