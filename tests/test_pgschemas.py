@@ -13,7 +13,6 @@ import importlib.util
 import io
 import json
 import shlex
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -111,10 +110,10 @@ class PgSchemasProject(TenantProject):
 
     settings_module = "pgsite.settings"
 
-    def __init__(self, root: Path, cfg: dict[str, object]) -> None:
-        self.root = root
-        cfg = {**cfg, "ENGINE": "django_pgschemas.postgresql"}
-        files = {
+    engine = "django_pgschemas.postgresql"
+
+    def files(self, cfg: dict[str, object]) -> dict[str, str]:
+        return {
             "manage.py": manage_py("pgsite.settings"),
             "pgsite/__init__.py": "",
             "pgsite/settings.py": SETTINGS.format(db=cfg),
@@ -134,10 +133,6 @@ class PgSchemasProject(TenantProject):
             "tenants.py": TENANTS,
             "count.py": COUNT,
         }
-        for rel, text in files.items():
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(textwrap.dedent(text))
 
     def roll_back(self, schema: str, app: str, target: str) -> None:
         self.manage("migrateschema", app, target, "--schema", schema, "-v", "0")

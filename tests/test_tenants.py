@@ -119,11 +119,18 @@ print(len(seen), len(reads), len(reports), sum(bool(r.findings) for r in reports
 class TenantProject:
     settings_module = "tenantsite.settings"
 
+    engine = "django_tenants.postgresql_backend"
+
     def __init__(self, root: Path, cfg: dict[str, object]) -> None:
         self.root = root
-        cfg = {**cfg, "ENGINE": "django_tenants.postgresql_backend"}
-        self.cfg = cfg
-        files = {
+        self.cfg = {**cfg, "ENGINE": self.engine}
+        for rel, text in self.files(self.cfg).items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(text))
+
+    def files(self, cfg: dict[str, object]) -> dict[str, str]:
+        return {
             "manage.py": manage_py("tenantsite.settings"),
             "tenantsite/__init__.py": "",
             "tenantsite/settings.py": SETTINGS.format(db=cfg),
@@ -138,10 +145,6 @@ class TenantProject:
             "tenants.py": TENANTS,
             "count.py": COUNT,
         }
-        for rel, text in files.items():
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(textwrap.dedent(text))
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": self.settings_module}
